@@ -1,0 +1,41 @@
+# Every target sets itself up: a local .venv with the package and its test
+# extras, and Debian's graphviz (the `dot` binary) when it is missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-gpu bench setup graphviz clean
+
+demo: $(STAMP) graphviz
+	$(PY) -m tinygrad_opt.cli demo
+
+test: $(STAMP) graphviz
+	$(PY) -m pytest
+
+test-gpu: $(STAMP)
+	$(VENV)/bin/pip install -q "cupy-cuda12x" || echo "could not install cupy: the gpu tests will skip"
+	$(PY) -m pytest -m gpu -o addopts="" -v
+	$(PY) benchmarks/gpu.py
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+setup: $(STAMP) graphviz
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	# torch (a comparison oracle for tests and benchmarks only) is pinned to the
+	# CPU wheel; without it the PyTorch comparisons skip.
+	$(VENV)/bin/pip install -q -e ".[dev,oracle]" || $(VENV)/bin/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) \
+	      || echo "could not install graphviz: run 'sudo apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)"; \
+	  else echo "graphviz's dot is missing: install it with 'sudo apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)"; fi; }
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

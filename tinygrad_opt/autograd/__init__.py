@@ -1,0 +1,11 @@
+"""Automatic differentiation: the backward engine, ``grad``, the functional
+derivatives (jacobian, hessian, hvp, ...), gradient checks, and ``Function``
+for user-defined ops."""
+
+from ..function import Function, FunctionCtx
+from .functional import hessian, hvp, jacobian, jvp, vhp, vjp
+from .grad import grad
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+
+__all__ = ["Function", "FunctionCtx", "grad", "jacobian", "hessian", "hvp", "vhp", "jvp", "vjp",
+           "gradcheck", "gradgradcheck", "GradcheckError"]

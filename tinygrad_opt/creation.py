@@ -1,0 +1,112 @@
+"""Making tensors: from data, filled, ranges, random (seeded by ``manual_seed``).
+
+Random numbers come from one NumPy generator on the host, whatever the device,
+so ``manual_seed(0)`` gives the same initial weights on the CPU and the GPU.
+"""
+
+import numpy as np
+
+from . import backend
+from .tensor import Tensor
+
+_generator = np.random.default_rng(0)
+
+
+def manual_seed(seed):
+    """Seed every random constructor (rand, randn, init, Dropout, shuffles)."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+    return _generator
+
+
+def generator():
+    """The shared NumPy random generator."""
+    return _generator
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def _make(array, dtype, device, requires_grad):
+    dtype = backend.to_dtype(dtype) if dtype is not None else (
+        backend.get_default_dtype() if array.dtype.kind == "f" else array.dtype)
+    return Tensor(array.astype(dtype, copy=False), device=device, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.zeros(_shape(size)), dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.ones(_shape(size)), dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    size = (size,) if isinstance(size, int) else tuple(size)
+    kind_default = None if isinstance(fill_value, float) or dtype is not None else (
+        np.int64 if isinstance(fill_value, int) and not isinstance(fill_value, bool) else None)
+    return _make(np.full(size, fill_value, dtype=kind_default), dtype, device, requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _make(np.eye(n, m), dtype, device, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """Like torch.arange: integers give int64, any float gives the default float dtype."""
+    if end is None:
+        start, end = 0, start
+    array = np.arange(start, end, step)
+    if dtype is None and array.dtype.kind in "iu":
+        array = array.astype(np.int64)
+    return _make(array, dtype, device, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    return _make(np.linspace(start, end, steps), dtype, device, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    """Uniform on [0, 1)."""
+    return _make(_generator.random(_shape(size)), dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    """Standard normal."""
+    return _make(_generator.standard_normal(_shape(size)), dtype, device, requires_grad)
+
+
+def randint(low, high, size, dtype=None, device=None):
+    return _make(_generator.integers(low, high, size=size, dtype=np.int64), dtype, device, False)
+
+
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                 requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def rand_like(t, dtype=None, device=None, requires_grad=False):
+    return rand(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, device=None, requires_grad=False):
+    return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                 requires_grad=requires_grad)

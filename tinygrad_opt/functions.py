@@ -1,0 +1,119 @@
+"""The function forms of the ops: ``tg.exp(x)``, ``tg.cat([a, b])``, ``tg.where(c, x, y)``."""
+
+from .ops import elementwise as E
+from .ops import movement as M
+from .tensor import Tensor, _operand
+
+
+def _t(x):
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def exp(x):
+    return _t(x).exp()
+
+
+def log(x):
+    return _t(x).log()
+
+
+def sqrt(x):
+    return _t(x).sqrt()
+
+
+def sin(x):
+    return _t(x).sin()
+
+
+def cos(x):
+    return _t(x).cos()
+
+
+def tanh(x):
+    return _t(x).tanh()
+
+
+def arctan(x):
+    return _t(x).arctan()
+
+
+atan = arctan
+
+
+def sigmoid(x):
+    return _t(x).sigmoid()
+
+
+def relu(x):
+    return _t(x).relu()
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return _t(x).leaky_relu(negative_slope)
+
+
+def abs(x):  # noqa: A001 - the public name, as in torch
+    return _t(x).abs()
+
+
+def clamp(x, min=None, max=None):  # noqa: A002
+    return _t(x).clamp(min, max)
+
+
+def maximum(x, y):
+    return _t(x).maximum(y)
+
+
+def minimum(x, y):
+    return _t(x).minimum(y)
+
+
+def matmul(x, y):
+    return _t(x) @ y
+
+
+def softmax(x, dim=-1):
+    return _t(x).softmax(dim)
+
+
+def log_softmax(x, dim=-1):
+    return _t(x).log_softmax(dim)
+
+
+def logsumexp(x, dim=None, keepdim=False):
+    return _t(x).logsumexp(dim, keepdim)
+
+
+def where(condition, x, y):
+    """x where condition holds, else y (condition carries no gradient)."""
+    condition = condition.data if isinstance(condition, Tensor) else condition
+    return E.Where.apply(condition, _operand(x), _operand(y))
+
+
+def cat(tensors, dim=0):
+    tensors = [_t(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors.")
+    return M.Cat.apply(*tensors, dim=dim)
+
+
+concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = [_t(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors.")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all tensors must have the same shape, got "
+                         f"{sorted(shapes)}; reshape them first.")
+    return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
+
+
+def sum(x, dim=None, keepdim=False):  # noqa: A001
+    return _t(x).sum(dim, keepdim)
+
+
+def mean(x, dim=None, keepdim=False):
+    return _t(x).mean(dim, keepdim)

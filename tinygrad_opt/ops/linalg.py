@@ -1,0 +1,38 @@
+"""Matrix products."""
+
+from ..function import Op
+
+
+class MatMul(Op):
+    """z = x @ y (vectors, matrices, batches).  dz/dx = g @ yᵀ,  dz/dy = xᵀ @ g.
+
+    A vector is a row when it is x and a column when it is y, as in NumPy;
+    batch broadcasting is undone by the engine (it sums the gradient down to
+    the input's shape).
+    """
+
+    hint = "the last dimension of the first must equal the second-to-last of the second"
+
+    @staticmethod
+    def forward(xp, x, y):
+        return x @ y
+
+    @staticmethod
+    def backward(ctx, g, out):
+        x, y = ctx.inputs
+        needs = ctx.needs_input_grad
+        if x.ndim == 1 and y.ndim == 1:          # dot product: g is a scalar
+            return (g * y if needs[0] else None), (g * x if needs[1] else None)
+        if x.ndim == 1:                          # (k,) @ (..., k, n) -> (..., n)
+            g2 = g.unsqueeze(-2)
+            gx = (g2 @ y.transpose(-1, -2)).squeeze(-2) if needs[0] else None
+            gy = x.reshape(-1, 1) @ g2 if needs[1] else None
+            return gx, gy
+        if y.ndim == 1:                          # (..., m, k) @ (k,) -> (..., m)
+            g2 = g.unsqueeze(-1)
+            gx = g2 @ y.reshape(1, -1) if needs[0] else None
+            gy = (x.transpose(-1, -2) @ g2).squeeze(-1) if needs[1] else None
+            return gx, gy
+        gx = g @ y.transpose(-1, -2) if needs[0] else None
+        gy = x.transpose(-1, -2) @ g if needs[1] else None
+        return gx, gy

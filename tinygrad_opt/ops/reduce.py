@@ -1,0 +1,164 @@
+"""Reductions: sum, mean, max, min over dimensions, and softmax / log-softmax.
+
+``dim`` is None (all dimensions), an int or a tuple; ``keepdim`` keeps the
+reduced dimensions with size 1. The backward of a reduction is a broadcast
+back to the input's shape: the adjoint of summing is copying.
+"""
+
+from ..function import Op
+from .elementwise import _constant
+
+
+def normalize_dims(dim, ndim):
+    """dim as a sorted tuple of non-negative axes (None means all)."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = []
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"dimension {d} is out of range for a tensor with {ndim} "
+                             f"dimensions; use a dim in [{-ndim}, {ndim - 1}].")
+        out.append(d % max(ndim, 1))
+    return tuple(sorted(set(out)))
+
+
+def kept_shape(shape, dims):
+    """The shape a reduction over ``dims`` has with keepdim=True."""
+    return tuple(1 if i in dims else n for i, n in enumerate(shape))
+
+
+def reduced_shape(shape, dims):
+    """The shape a reduction over ``dims`` has with keepdim=False."""
+    return tuple(n for i, n in enumerate(shape) if i not in dims)
+
+
+def _broadcast_back(g, ctx):
+    """Reshape a reduced gradient to keepdim form and expand it to the input shape."""
+    shape = ctx.inputs[0].shape
+    dims = ctx.attrs["dims"]
+    return g.reshape(kept_shape(shape, dims)).expand(shape)
+
+
+class Sum(Op):
+    """z = sum(x, dims).  dz/dx = g broadcast over the summed dims."""
+
+    @staticmethod
+    def forward(xp, x, dims=(), keepdim=False):
+        return x.sum(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g, out):
+        return (_broadcast_back(g, ctx),)
+
+
+class Mean(Op):
+    """z = mean(x, dims).  dz/dx = g/n broadcast over the averaged dims."""
+
+    @staticmethod
+    def forward(xp, x, dims=(), keepdim=False):
+        return x.mean(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g, out):
+        shape = ctx.inputs[0].shape
+        count = 1
+        for d in ctx.attrs["dims"]:
+            count *= shape[d]
+        return (_broadcast_back(g, ctx) * (1.0 / max(count, 1)),)
+
+
+class Amax(Op):
+    """z = max(x, dims).  The gradient goes to the maxima, split evenly among ties."""
+
+    @staticmethod
+    def forward(xp, x, dims=(), keepdim=False):
+        return x.max(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g, out):
+        return (_broadcast_back(g, ctx) * _extremum_share(ctx, out),)
+
+
+class Amin(Op):
+    """z = min(x, dims).  The gradient goes to the minima, split evenly among ties."""
+
+    @staticmethod
+    def forward(xp, x, dims=(), keepdim=False):
+        return x.min(axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g, out):
+        return (_broadcast_back(g, ctx) * _extremum_share(ctx, out),)
+
+
+def _extremum_share(ctx, out):
+    """A constant: 1/(number of ties) where x equals the extremum, else 0."""
+    x = ctx.inputs[0].data
+    dims = ctx.attrs["dims"]
+    hit = x == out.data.reshape(kept_shape(x.shape, dims))
+    return _constant(hit / hit.sum(axis=dims, keepdims=True).astype(x.dtype))
+
+
+class SelectAlong(Op):
+    """z = x[..., index, ...] along ``dim`` (index from argmax/argmin or labels).
+
+    dz/dx = g scattered to the selected positions. Used by max/min with a dim
+    (PyTorch gives the gradient to the returned index only) and by nll_loss.
+    """
+
+    @staticmethod
+    def forward(xp, x, index, dim=0, keepdim=False):
+        picked = xp.take_along_axis(x, xp.expand_dims(index, dim), axis=dim)
+        return picked if keepdim else picked.squeeze(dim)
+
+    @staticmethod
+    def backward(ctx, g, out):
+        x, index = ctx.inputs
+        dim, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
+        return ScatterAlong.apply(g, index, dim=dim, keepdim=keepdim, shape=x.shape), None
+
+
+class ScatterAlong(Op):
+    """z = zeros(shape) with g put at ``index`` along ``dim``: the adjoint of SelectAlong."""
+
+    @staticmethod
+    def forward(xp, g, index, dim=0, keepdim=False, shape=()):
+        out = xp.zeros(shape, dtype=g.dtype)
+        values = g if keepdim else xp.expand_dims(g, dim)
+        xp.put_along_axis(out, xp.expand_dims(index, dim), values, axis=dim)
+        return out
+
+    @staticmethod
+    def backward(ctx, g, out):
+        index = ctx.inputs[1]
+        dim, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
+        return SelectAlong.apply(g, index, dim=dim, keepdim=keepdim), None
+
+
+class Softmax(Op):
+    """z = exp(x - logsumexp(x)).  dz/dx = z * (g - sum(g*z, dim))."""
+
+    @staticmethod
+    def forward(xp, x, dim=-1):
+        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        return e / e.sum(axis=dim, keepdims=True)
+
+    @staticmethod
+    def backward(ctx, g, out):
+        dim = ctx.attrs["dim"]
+        return (out * (g - (g * out).sum(dim, keepdim=True)),)
+
+
+class LogSoftmax(Op):
+    """z = x - logsumexp(x).  dz/dx = g - exp(z) * sum(g, dim)."""
+
+    @staticmethod
+    def forward(xp, x, dim=-1):
+        shifted = x - x.max(axis=dim, keepdims=True)
+        return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+    @staticmethod
+    def backward(ctx, g, out):
+        dim = ctx.attrs["dim"]
+        return (g - out.exp() * g.sum(dim, keepdim=True),)
