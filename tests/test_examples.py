@@ -1,0 +1,46 @@
+"""The examples run as a newcomer runs them, and the digits one reaches its promise."""
+
+import importlib.util
+import pathlib
+import time
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_digits_reaches_97_percent_quickly(capsys):
+    pytest.importorskip("sklearn")
+    start = time.perf_counter()
+    result = load("digits").main()  # its defaults, exactly as `python examples/digits.py`
+    elapsed = time.perf_counter() - start
+    assert result["test_acc"] >= 0.97
+    assert elapsed < 30, f"the digits example took {elapsed:.1f} s; it promises well under a minute"
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "confusion matrix" in out
+
+
+def test_moons_runs(capsys):
+    result = load("moons").main()
+    assert result["test_acc"] > 0.9
+    out = capsys.readouterr().out
+    picture = "".join(out.splitlines()[-20:])  # the decision regions drawn as text
+    assert "test accuracy" in out and "o" in picture and "x" in picture
+
+
+def test_sine_regression_runs(capsys):
+    result = load("sine_regression").main(epochs=60)
+    assert result["test_mse"] < 0.02
+    assert "test MSE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["digits", "moons", "sine_regression"])
+def test_examples_stay_short(name):
+    assert len((EXAMPLES / f"{name}.py").read_text().splitlines()) < 100

@@ -1,0 +1,518 @@
+"""The fit loop: train a model, watch it learn, stop it when it diverges, resume it exactly.
+
+    from tinygrad_opt import nn, optim
+    from tinygrad_opt.data import make_moons, train_val_test_split
+    from tinygrad_opt.train import fit, evaluate
+
+    train, val, test = train_val_test_split(*make_moons(1000, noise=0.2))
+    model = nn.MLP([2, 32, 32, 2])
+    optimizer = optim.Adam(model.parameters(), lr=1e-2)
+    history = fit(model, nn.functional.cross_entropy, optimizer, train, val, epochs=20)
+    history.val_acc[-1], evaluate(model, nn.functional.cross_entropy, test)
+
+One *iteration* is one mini-batch and one optimizer step; one *epoch* is one pass
+over the training set (``len(loader)`` iterations). :class:`History` records the
+loss of every iteration and, per epoch, the train loss and accuracy (averaged over
+that epoch's mini-batches, as the lecture's training curve), the validation loss and
+accuracy (measured after the epoch), the learning rate and the wall time.
+
+Accuracy is measured when the targets are integer class labels (``accuracy="auto"``):
+the predicted class is the argmax of the outputs, or ``output > 0`` for a single
+output column (a logit).
+
+A NaN or infinite loss raises :class:`DivergenceError` before the step that would
+spread it into the weights. ``checkpoint(...)`` packs model, optimizer, scheduler,
+history and the random state into a dict for ``tg.save``; ``fit(..., resume=...)``
+continues from it bit for bit, because the loader's shuffle depends on
+``(seed, epoch)`` only.
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import backend
+from .data import DataLoader, as_dataset
+from .function import no_grad
+from .tensor import Tensor
+
+__all__ = [
+    "DivergenceError",
+    "EarlyStopping",
+    "History",
+    "accuracy",
+    "checkpoint",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "predict",
+]
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite. ``.history`` holds what was recorded up to then;
+    ``.epoch``, ``.iteration`` (both 1-based) and ``.lr`` say where."""
+
+    def __init__(self, message, history=None, epoch=None, iteration=None, lr=None):
+        super().__init__(message)
+        self.history, self.epoch, self.iteration, self.lr = history, epoch, iteration, lr
+
+
+# -- history ------------------------------------------------------------------------------------
+
+
+_EPOCH_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time")
+
+
+class History:
+    """What a training run recorded.
+
+    Per iteration: ``iteration_loss`` (the mini-batch loss before each step).
+    Per epoch (lists of equal length): ``epoch`` (1, 2, ...), ``train_loss``,
+    ``train_acc``, ``val_loss``, ``val_acc`` (NaN where not measured), ``lr``
+    (of the first param group, during the epoch), ``time`` (wall seconds since the
+    start of training, at the end of the epoch), and ``metrics``: the extra
+    ``train_<name>`` / ``val_<name>`` columns of ``fit(metrics=...)``.
+    """
+
+    def __init__(self):
+        self.iteration_loss = []
+        for name in _EPOCH_COLUMNS:
+            setattr(self, name, [])
+        self.metrics = {}
+        self.stop_reason = None
+
+    @property
+    def epochs(self):
+        """Epochs completed."""
+        return len(self.epoch)
+
+    @property
+    def iterations(self):
+        """Iterations (optimizer steps) completed."""
+        return len(self.iteration_loss)
+
+    def smoothed(self, beta=0.98):
+        """The per-iteration loss as an exponential moving average with bias correction:
+        s_t = β·s_{t-1} + (1-β)·loss_t, shown as s_t / (1 - β^t) (a NumPy array)."""
+        if not 0 <= beta < 1:
+            raise ValueError(f"smoothed: beta={beta} must be in [0, 1).")
+        losses = np.asarray(self.iteration_loss, dtype=np.float64)
+        out = np.empty_like(losses)
+        average = 0.0
+        for t, value in enumerate(losses, 1):
+            average = beta * average + (1 - beta) * value
+            out[t - 1] = average / (1 - beta ** t)
+        return out
+
+    def _append(self, row):
+        for name in _EPOCH_COLUMNS:
+            getattr(self, name).append(row.pop(name, math.nan))
+        for name, value in row.items():
+            self.metrics.setdefault(name, [math.nan] * (self.epochs - 1)).append(value)
+
+    def to_dict(self):
+        """Plain NumPy arrays (float64; ``epoch`` int64), ready for ``tg.save``."""
+        out = {"iteration_loss": np.asarray(self.iteration_loss, dtype=np.float64)}
+        for name in _EPOCH_COLUMNS:
+            out[name] = np.asarray(getattr(self, name),
+                                   dtype=np.int64 if name == "epoch" else np.float64)
+        for name, values in self.metrics.items():
+            out["metric_" + name] = np.asarray(values, dtype=np.float64)
+        return out
+
+    @classmethod
+    def from_dict(cls, state):
+        history = cls()
+        history.iteration_loss = [float(v) for v in np.asarray(state["iteration_loss"])]
+        for name in _EPOCH_COLUMNS:
+            cast = int if name == "epoch" else float
+            setattr(history, name, [cast(v) for v in np.asarray(state[name])])
+        for key, values in state.items():
+            if key.startswith("metric_"):
+                history.metrics[key[7:]] = [float(v) for v in np.asarray(values)]
+        return history
+
+    def __repr__(self):
+        if not self.epochs:
+            return f"History({self.iterations} iterations)"
+        last = [f"train_loss={self.train_loss[-1]:.4g}"]
+        for name in ("train_acc", "val_loss", "val_acc"):
+            value = getattr(self, name)[-1]
+            if not math.isnan(value):
+                last.append(f"{name}={value:.4g}")
+        return f"History({self.epochs} epochs, {self.iterations} iterations, {', '.join(last)})"
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+def _correct(outputs, targets):
+    """How many predictions in a batch are right (a host int)."""
+    out, y = outputs.data, targets.data
+    if out.ndim == 2 and out.shape[1] > 1:
+        predicted = out.argmax(axis=1)
+    else:
+        predicted = out.reshape(-1) > 0
+    return int((predicted == y.reshape(-1)).sum())
+
+
+def accuracy(outputs, targets):
+    """The fraction of correct predictions: argmax over classes of ``outputs`` (N, C), or
+    ``outputs > 0`` for one column of logits (N,) or (N, 1); ``targets`` hold labels."""
+    outputs = outputs if isinstance(outputs, Tensor) else Tensor(outputs)
+    targets = targets if isinstance(targets, Tensor) else Tensor(targets)
+    return _correct(outputs, targets) / max(len(targets), 1)
+
+
+def _wants_accuracy(setting, dataset):
+    if setting == "auto":
+        return len(dataset.arrays) > 1 and dataset.arrays[1].dtype.kind in "iub"
+    return bool(setting)
+
+
+class _Meter:
+    """Sums of loss, correct predictions and extra metrics over the batches of an epoch."""
+
+    def __init__(self, metrics, with_accuracy):
+        self.metrics, self.with_accuracy = metrics or {}, with_accuracy
+        self.n = self.loss = self.correct = 0
+        self.extra = dict.fromkeys(self.metrics, 0.0)
+
+    def add(self, outputs, targets, loss_value):
+        size = len(targets)
+        self.n += size
+        self.loss += loss_value * size
+        if self.with_accuracy:
+            self.correct += _correct(outputs, targets)
+        for name, fn in self.metrics.items():
+            self.extra[name] += float(fn(outputs, targets)) * size
+
+    def result(self, prefix):
+        n = max(self.n, 1)
+        row = {prefix + "loss": self.loss / n}
+        if self.with_accuracy:
+            row[prefix + "acc"] = self.correct / n
+        row.update({prefix + name: total / n for name, total in self.extra.items()})
+        return row
+
+
+def _batches(data, batch_size):
+    if isinstance(data, DataLoader):
+        return data
+    return DataLoader(as_dataset(data), batch_size=batch_size, shuffle=False, seed=0)
+
+
+class _Mode:
+    """Put a model in eval (or train) mode for a while, then restore it."""
+
+    def __init__(self, model, training):
+        self.model, self.training = model, training
+
+    def __enter__(self):
+        self.was = getattr(self.model, "training", None)
+        if self.was is not None:
+            self.model.train(self.training)
+
+    def __exit__(self, *exc):
+        if self.was is not None:
+            self.model.train(self.was)
+
+
+def evaluate(model, loss_fn, data, batch_size=1024, accuracy="auto", metrics=None):
+    """Mean loss (and accuracy, and ``metrics``) of ``model`` over ``data`` — an
+    ``(X, y)`` pair, a TensorDataset or a DataLoader — in eval mode, without gradients.
+    Returns a dict: ``{"loss": ..., "acc": ...}``. ``loss_fn`` must average over the
+    batch (``reduction="mean"``, the default)."""
+    loader = _batches(data, batch_size)
+    meter = _Meter(metrics, _wants_accuracy(accuracy, loader.dataset))
+    with no_grad(), _Mode(model, False):
+        for X, y in loader:
+            outputs = model(X)
+            value = float(loss_fn(outputs, y).item()) if loss_fn is not None else math.nan
+            meter.add(outputs, y, value)
+    return meter.result("")
+
+
+def predict(model, X, batch_size=None):
+    """The model's outputs for ``X`` (array or Tensor) in eval mode, without gradients,
+    as one Tensor; ``batch_size`` bounds the memory of one forward pass."""
+    X = X if isinstance(X, Tensor) else Tensor(X)
+    with no_grad(), _Mode(model, False):
+        if batch_size is None or len(X) <= batch_size:
+            return model(X)
+        outputs = [model(X[i:i + batch_size]).data for i in range(0, len(X), batch_size)]
+    xp = backend.xp_of(outputs)
+    return Tensor._make(xp.concatenate(outputs), False, None)
+
+
+# -- callbacks ----------------------------------------------------------------------------------
+
+
+class EarlyStopping:
+    """Stop when ``monitor`` (a History column: "val_loss", "val_acc", ...) has not improved
+    by more than ``min_delta`` for ``patience`` epochs; with ``restore_best`` the model gets
+    back its weights from the best epoch. Pass it in ``fit(callbacks=[...])``."""
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode=None,
+                 restore_best=True):
+        self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
+        self.mode = mode or ("max" if monitor.endswith("acc") else "min")
+        self.restore_best = restore_best
+        self.best, self.best_epoch, self.best_state = None, None, None
+
+    def __call__(self, history, model, optimizer):
+        values = getattr(history, self.monitor, None)
+        if values is None:
+            values = history.metrics[self.monitor]
+        value = values[-1]
+        if math.isnan(value):
+            raise ValueError(f"EarlyStopping: {self.monitor} was not measured (pass val= to "
+                             "fit, or monitor a train column).")
+        sign = 1 if self.mode == "min" else -1
+        if self.best is None or sign * (self.best - value) > self.min_delta:
+            self.best, self.best_epoch = value, history.epoch[-1]
+            if self.restore_best:
+                self.best_state = {k: v.detach().clone() if isinstance(v, Tensor) else v
+                                   for k, v in model.state_dict().items()}
+            return False
+        if history.epoch[-1] - self.best_epoch < self.patience:
+            return False
+        if self.restore_best and self.best_state is not None:
+            model.load_state_dict(self.best_state)
+        history.stop_reason = (f"early stopping: {self.monitor} has not improved for "
+                               f"{self.patience} epochs (best {self.best:.4g} at epoch "
+                               f"{self.best_epoch})")
+        return True
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def _rng_state():
+    from .creation import generator
+
+    state = generator().bit_generator.state
+    if state.get("bit_generator") != "PCG64":
+        return None
+    words = [state["state"]["state"], state["state"]["inc"]]
+    mask = (1 << 64) - 1
+    return np.array([w >> 64 & mask for w in words] + [w & mask for w in words]
+                    + [state["has_uint32"], state["uinteger"]], dtype=np.uint64)
+
+
+def _set_rng_state(array):
+    from .creation import generator
+
+    hi_state, hi_inc, lo_state, lo_inc, has_uint32, uinteger = (int(v) for v in array)
+    generator().bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": hi_state << 64 | lo_state, "inc": hi_inc << 64 | lo_inc},
+        "has_uint32": has_uint32, "uinteger": uinteger}
+
+
+def checkpoint(model, optimizer, scheduler=None, history=None, loader=None):
+    """Everything a run needs to continue exactly: a dict of the model's, optimizer's and
+    scheduler's state dicts, the history, the loader's seed and the random generator's
+    state (for Dropout). Save it with ``tg.save(state, path)``; resume with
+    ``fit(..., resume=path_or_state)``."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    if history is not None:
+        state["history"] = history.to_dict()
+    if loader is not None:
+        state["loader_seed"] = np.int64(loader.seed)
+    rng = _rng_state()
+    if rng is not None:
+        state["rng"] = rng
+    return state
+
+
+def load_checkpoint(state, model, optimizer, scheduler=None, loader=None):
+    """Put a :func:`checkpoint` (a dict, or a path for ``tg.load``) back into the model,
+    optimizer, scheduler and loader; returns the saved History (empty if none)."""
+    if not isinstance(state, dict):
+        from .serialization import load
+
+        state = load(state)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        if "scheduler" not in state:
+            raise ValueError("load_checkpoint: the checkpoint has no scheduler state, but a "
+                             "scheduler was given; resume without it or save one.")
+        scheduler.load_state_dict(state["scheduler"])
+    if loader is not None and "loader_seed" in state:
+        loader.seed = int(state["loader_seed"])
+    if "rng" in state:
+        _set_rng_state(np.asarray(state["rng"]))
+    return History.from_dict(state["history"]) if "history" in state else History()
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+def _progress_bar(enabled, total):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    bar = tqdm(total=total, disable=None, unit="it", dynamic_ncols=True,
+               leave=True, file=sys.stderr)
+    if bar.disable:  # not a terminal
+        bar.close()
+        return None
+    return bar
+
+
+def _is_plateau(scheduler):
+    return any(cls.__name__ == "ReduceLROnPlateau" for cls in type(scheduler).__mro__)
+
+
+def _format_epoch(history, total):
+    width = len(str(total))
+    parts = [f"epoch {history.epoch[-1]:>{width}}/{total}"]
+    for name, label in (("train_loss", "loss"), ("train_acc", "acc"), ("val_loss", "val_loss"),
+                        ("val_acc", "val_acc")):
+        value = getattr(history, name)[-1]
+        if not math.isnan(value):
+            parts.append(f"{label} {value:.2%}" if name.endswith("acc") else
+                         f"{label} {value:.4f}")
+    parts.append(f"lr {history.lr[-1]:.3g}")
+    parts.append(f"{history.time[-1]:.2f}s")
+    return "  ".join(parts)
+
+
+def fit(model, loss_fn, optimizer, train, val=None, *, epochs=10, batch_size=32, shuffle=True,
+        seed=0, scheduler=None, scheduler_interval="epoch", accuracy="auto", metrics=None,
+        progress=True, verbose=False, callbacks=(), resume=None, checkpoint_path=None,
+        clip_grad_norm=None):
+    """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
+
+    Args:
+        model: a callable Module: ``model(X_batch)`` gives the outputs.
+        loss_fn: ``loss_fn(outputs, y_batch)`` gives a scalar Tensor, averaged over the batch.
+        optimizer: an ``optim`` optimizer over the model's parameters.
+        train: ``(X, y)`` arrays or Tensors, a TensorDataset, or a DataLoader (then
+            ``batch_size``, ``shuffle`` and ``seed`` are the loader's own).
+        val: the same forms; measured after every epoch, in eval mode, without gradients.
+        epochs: the total number of epochs (a resumed run counts the ones already done).
+        batch_size, shuffle, seed: the DataLoader built for ``train``; the order of
+            epoch e depends on ``(seed, e)`` only.
+        scheduler: a learning-rate scheduler, stepped after every epoch
+            (``ReduceLROnPlateau`` gets the validation loss, or the train loss without
+            ``val``), or after every iteration with ``scheduler_interval="iteration"``.
+        accuracy: ``"auto"`` (measured when the targets are integer labels), True, False.
+        metrics: ``{name: fn(outputs, targets) -> float}``, averaged over samples like the
+            loss, recorded as ``history.metrics["train_<name>"]`` and ``["val_<name>"]``.
+        progress: show a tqdm bar (only on a terminal, and only with tqdm installed).
+        verbose: print one line per epoch (loss, accuracy, learning rate, time).
+        callbacks: callables ``cb(history, model, optimizer)`` run after every epoch; one
+            that returns True stops training (see :class:`EarlyStopping`).
+        resume: a :func:`checkpoint` dict or a path to one saved with ``tg.save``: the run
+            continues exactly where it stopped.
+        checkpoint_path: ``tg.save`` a checkpoint there after every epoch.
+        clip_grad_norm: clip the global gradient norm to this value before each step.
+
+    Raises:
+        DivergenceError: the loss became NaN or infinite (nothing is stepped with it).
+    """
+    if scheduler_interval not in ("epoch", "iteration"):
+        raise ValueError(f"fit: scheduler_interval={scheduler_interval!r} must be 'epoch' or "
+                         "'iteration'.")
+    loader = train if isinstance(train, DataLoader) else DataLoader(
+        as_dataset(train), batch_size=batch_size, shuffle=shuffle, seed=seed)
+    val_loader = None if val is None else _batches(val, max(1024, loader.batch_size))
+    with_accuracy = _wants_accuracy(accuracy, loader.dataset)
+    history = History() if resume is None else load_checkpoint(
+        resume, model, optimizer, scheduler, loader)
+    start = history.epochs
+    per_epoch_scheduler = scheduler is not None and scheduler_interval == "epoch"
+    per_iteration_scheduler = scheduler is not None and scheduler_interval == "iteration"
+    plateau = scheduler is not None and _is_plateau(scheduler)
+    if plateau and per_iteration_scheduler:
+        raise ValueError("fit: ReduceLROnPlateau needs an epoch's loss; use "
+                         "scheduler_interval='epoch'.")
+    clip = None
+    if clip_grad_norm is not None:
+        from .nn.utils import clip_grad_norm_ as clip
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+
+    bar = _progress_bar(progress, (epochs - start) * len(loader))
+    ema, ema_steps = 0.0, 0  # the bar shows the loss smoothed (β = 0.98, bias-corrected)
+    say = print if bar is None else bar.write
+    time_offset = history.time[-1] if history.time else 0.0
+    began = time.perf_counter()
+    groups = optimizer.param_groups
+    losses = history.iteration_loss
+    isfinite = math.isfinite
+    optimizer.zero_grad()
+    try:  # NumPy warns about overflow before the divergence check below explains it
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(start, epochs):
+                model.train()
+                loader.set_epoch(epoch)
+                lr = groups[0]["lr"]
+                meter = _Meter(metrics, with_accuracy)
+                for i, (X, y) in enumerate(loader, 1):
+                    outputs = model(X)
+                    loss = loss_fn(outputs, y)
+                    value = loss.item()
+                    if not isfinite(value):
+                        lr_now = groups[0]["lr"]
+                        raise DivergenceError(
+                            f"training diverged at epoch {epoch + 1}, iteration {i} of "
+                            f"{len(loader)} (step {len(losses) + 1} overall): the loss is {value} "
+                            f"with learning rate {lr_now:.6g}; lower the learning rate or clip "
+                            "the gradients.", history, epoch + 1, i, lr_now)
+                    loss.backward()
+                    if clip is not None:
+                        clip(parameters, clip_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    losses.append(value)
+                    meter.add(outputs, y, value)
+                    if per_iteration_scheduler:
+                        scheduler.step()
+                    if bar is not None:
+                        ema, ema_steps = 0.98 * ema + 0.02 * value, ema_steps + 1
+                        bar.update()
+                        if i % 10 == 0 or i == len(loader):
+                            smooth = ema / (1 - 0.98 ** ema_steps)
+                            bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {smooth:.4f}",
+                                                refresh=False)
+                row = meter.result("train_")
+                if val_loader is not None:
+                    row.update({"val_" + k: v for k, v in
+                                evaluate(model, loss_fn, val_loader, accuracy=with_accuracy,
+                                         metrics=metrics).items()})
+                row.update(epoch=epoch + 1, lr=lr, time=time_offset + time.perf_counter() - began)
+                history._append(row)
+                if per_epoch_scheduler:
+                    if plateau:
+                        scheduler.step(history.val_loss[-1] if val_loader is not None
+                                       else history.train_loss[-1])
+                    else:
+                        scheduler.step()
+                if verbose:
+                    say(_format_epoch(history, epochs))
+                stop = False
+                for callback in callbacks:
+                    stop = bool(callback(history, model, optimizer)) or stop
+                if checkpoint_path is not None:
+                    from .serialization import save
+
+                    save(checkpoint(model, optimizer, scheduler, history, loader), checkpoint_path)
+                if stop:
+                    if verbose and history.stop_reason:
+                        say(history.stop_reason)
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
