@@ -28,6 +28,25 @@ def register_backend(array_type, namespace, device_of_array):
     _BACKENDS[array_type] = (namespace, device_of_array)
 
 
+# device family (the part before ':') -> (namespace, to_device(array, 'family:N')), for
+# devices other than 'cpu' and 'cuda' -- the test suite's strict arrays ('strict:0') use it.
+_DEVICES = {}
+
+
+def register_device(family, namespace, to_device):
+    """Teach ``normalize_device``, ``namespace_for_device`` and ``transfer`` a device
+    family besides 'cpu' and 'cuda' (with :func:`register_backend` for its arrays)."""
+    _DEVICES[family] = (namespace, to_device)
+
+
+def is_device(name):
+    """True for 'cpu', 'cuda', 'cuda:N' and registered families ('strict', 'strict:N')."""
+    if not isinstance(name, str):
+        return False
+    family, _, index = name.partition(":")
+    return (family in ("cpu", "cuda") or family in _DEVICES) and (not index or index.isdigit())
+
+
 def _lookup(array):
     entry = _BACKENDS.get(type(array))
     if entry is None:
@@ -73,14 +92,25 @@ def to_dtype(dtype):
         return _default_dtype
     if isinstance(dtype, str):
         key = dtype.removeprefix("torch.").removeprefix("np.").removeprefix("numpy.")
-        if key not in _DTYPES:
-            raise TypeError(f"unknown dtype {dtype!r}: use one of {', '.join(sorted(_DTYPES))}.")
-        return np.dtype(_DTYPES[key])
+        if key in _DTYPES:
+            return np.dtype(_DTYPES[key])
+    else:
+        try:
+            resolved = np.dtype(dtype)
+        except TypeError:
+            resolved = None
+        if resolved is not None and resolved.kind in "fiub":
+            return resolved
+    raise TypeError(f"unknown dtype {dtype!r}: use one of {', '.join(sorted(_DTYPES))}.")
+
+
+def is_dtype(value):
+    """True when ``value`` names a dtype we know ('float64', np.float32, ...)."""
     try:
-        return np.dtype(dtype)
+        to_dtype(value)
     except TypeError:
-        raise TypeError(f"unknown dtype {dtype!r}: use one of {', '.join(sorted(_DTYPES))}.") \
-            from None
+        return False
+    return value is not None
 
 
 def namespace_for_device(device):
@@ -88,6 +118,9 @@ def namespace_for_device(device):
     name = normalize_device(device)
     if name == "cpu":
         return np
+    family = name.partition(":")[0]
+    if family in _DEVICES:
+        return _DEVICES[family][0]
     from . import cuda
 
     return cuda.namespace()
@@ -104,6 +137,9 @@ def normalize_device(device):
         return "cuda:0"
     if name.startswith("cuda:") and name[5:].isdigit():
         return name
+    family, _, index = name.partition(":")
+    if family in _DEVICES and (not index or index.isdigit()):
+        return f"{family}:{index or 0}"
     raise ValueError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'.")
 
 
@@ -120,6 +156,9 @@ def transfer(array, device):
     device = normalize_device(device)
     if device == "cpu":
         return to_host(array)
+    family = device.partition(":")[0]
+    if family in _DEVICES:
+        return _DEVICES[family][1](array, device)
     from . import cuda
 
     return cuda.to_device(array, device)

@@ -19,6 +19,7 @@ A learner adds an op with :class:`Function`, PyTorch's ``ctx`` pattern.
 
 import numpy as np
 
+from . import backend
 from .backend import xp_of
 
 # ---------------------------------------------------------------------------
@@ -103,7 +104,7 @@ class Node:
     pass has freed the node.
     """
 
-    __slots__ = ("op", "inputs", "attrs", "needs_input_grad", "order")
+    __slots__ = ("attrs", "inputs", "needs_input_grad", "op", "order")
 
     def __init__(self, op, inputs, attrs, needs_input_grad):
         self.op = op
@@ -116,6 +117,12 @@ class Node:
     def name(self):
         return self.op.__name__
 
+    def free(self):
+        """Drop what the node keeps for backward (after a backward without retain_graph)."""
+        self.inputs = None
+        if isinstance(self.attrs, FunctionCtx):
+            self.attrs._saved = None
+
     def __repr__(self):
         return f"<{self.name} node>"
 
@@ -125,6 +132,8 @@ class Node:
 # ---------------------------------------------------------------------------
 
 _EMPTY = {}
+_FLOAT64 = np.dtype(np.float64)  # builtin dtypes are singletons: compared with `is`
+Tensor = None  # tinygrad_opt.tensor sets this once the class exists (the two import each other)
 
 
 class Op:
@@ -132,6 +141,8 @@ class Op:
 
     # One line shown when the forward fails (numpy's own message follows it).
     hint = "check the shapes and dtypes of the inputs"
+    # True for ops whose output dtype is asked for (Cast): no float dtype rule.
+    exact_dtype = False
 
     @staticmethod
     def forward(xp, *arrays, **attrs):
@@ -142,48 +153,87 @@ class Op:
         raise NotImplementedError
 
     @classmethod
-    def vjp(cls, ctx, grad, out):
+    def vjp(cls, node, grad, out):
         """What the engine calls: a tuple with one gradient (or None) per input."""
-        return cls.backward(ctx, grad, out)
+        return cls.backward(node, grad, out)
+
+    @classmethod
+    def explain(cls, inputs, attrs, error):
+        """The error message (after "opname: ") when the forward fails, or None
+        for the generic one built from ``hint``."""
+        return
 
     @classmethod
     def apply(cls, *inputs, **attrs):
-        from .tensor import Tensor
+        """Run the forward; record a node only if grad mode is on and an input needs a grad.
 
-        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
-        xp = xp_of(arrays)
+        This is the hot path of the whole library (every op of every forward and
+        backward pass goes through it), hence the plain loops.
+        """
+        arrays, record = [], False
+        for t in inputs:
+            if isinstance(t, Tensor):
+                arrays.append(t.data)
+                record = record or t.requires_grad
+            else:
+                arrays.append(t)
+        xp = np if type(arrays[0]) is np.ndarray else xp_of(arrays)
         try:
             data = cls.forward(xp, *arrays, **attrs)
         except (ValueError, TypeError, IndexError) as error:
             raise _op_error(cls, inputs, attrs, error) from error
-        if isinstance(data, np.generic):  # numpy reductions return scalars
-            data = np.asarray(data)
-        if _grad_enabled:
-            needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-            if True in needs:
-                node = Node(cls, inputs, attrs or _EMPTY, needs)
-                return Tensor._make(data, True, node)
+        if type(data) is not np.ndarray and isinstance(data, np.generic):
+            data = np.asarray(data)  # numpy reductions return scalars
+        if data.dtype is _FLOAT64 and backend._default_dtype is not _FLOAT64:
+            data = _float_dtype_rule(cls, arrays, data)
+        if record and _grad_enabled:
+            needs = [isinstance(t, Tensor) and t.requires_grad for t in inputs]
+            return Tensor._make(data, True, Node(cls, inputs, attrs or _EMPTY, needs))
         return Tensor._make(data, False, None)
+
+
+def _float_dtype_rule(op, arrays, data):
+    """NumPy makes float64 from integers (int / int, exp(int), int * 0.5); as in
+    PyTorch, floats made from integer tensors and Python numbers take the default
+    dtype instead. Float64 made from a float64 input, or asked for, stays."""
+    if op.exact_dtype:
+        return data
+    for array in arrays:
+        if getattr(array, "dtype", None) is _FLOAT64:
+            return data
+    return data.astype(backend._default_dtype)
+
+
+def shape_of(value):
+    """The shape of a Tensor, array or Python number, as a tuple."""
+    return tuple(getattr(value, "shape", ()))
+
+
+def list_shapes(inputs):
+    """'(2, 3) and (4, 5)': the shapes of an op's inputs, for error messages."""
+    shapes = [str(shape_of(t)) for t in inputs]
+    return shapes[0] if len(shapes) == 1 else ", ".join(shapes[:-1]) + " and " + shapes[-1]
 
 
 def _op_error(op, inputs, attrs, error):
     """One sentence naming the op, what it was given, and the fix."""
     from .backend import device_of
-    from .tensor import Tensor
 
-    tensors = [t for t in inputs if isinstance(t, Tensor)]
-    devices = sorted({device_of(t.data) for t in tensors})
     name = op.__name__.lower()
+    devices = sorted({device_of(t.data) for t in inputs if isinstance(t, Tensor)})
     if len(devices) > 1:
         return RuntimeError(
             f"{name}: the inputs are on different devices ({', '.join(devices)}); "
             f"move them to one device with .to(device) first.")
-    described = ", ".join(
-        f"{tuple(t.shape)} {t.dtype}" if isinstance(t, Tensor) else repr(t) for t in inputs)
-    extra = "".join(f", {k}={v!r}" for k, v in attrs.items())
     kind = type(error) if isinstance(error, (IndexError, TypeError)) else ValueError
-    return kind(f"{name}: cannot apply to inputs of shapes and dtypes ({described}{extra}): "
-                f"{op.hint} ({error}).")
+    message = op.explain(inputs, attrs, error)
+    if message is None:
+        described = ", ".join(f"{shape_of(t)} {t.dtype}" if isinstance(t, Tensor) else repr(t)
+                              for t in inputs)
+        extra = "".join(f", {k}={v!r}" for k, v in attrs.items())
+        message = (f"cannot apply to inputs of shapes and dtypes ({described}{extra}): "
+                   f"{op.hint} (numpy: {error})")
+    return kind(f"{name}: {message}.")
 
 
 # ---------------------------------------------------------------------------
@@ -191,13 +241,19 @@ def _op_error(op, inputs, attrs, error):
 # ---------------------------------------------------------------------------
 
 class FunctionCtx:
-    """The ``ctx`` a :class:`Function` gets: save what backward needs on it."""
+    """The ``ctx`` a :class:`Function` gets: save what backward needs on it.
 
-    def __init__(self, inputs):
-        self._inputs = inputs
+    It keeps the saved arrays (and any attribute a forward sets on it), never
+    the inputs or the output: the engine lends those to ``saved_tensors`` only
+    while the backward runs, so a ctx creates no reference cycle and a freed
+    graph keeps nothing alive.
+    """
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
         self._saved = ()
+        self._inputs = ()
         self._out = None
-        self.needs_input_grad = ()
 
     def save_for_backward(self, *arrays):
         self._saved = arrays
@@ -207,8 +263,9 @@ class FunctionCtx:
         """The saved arrays as Tensors: an input's array gives that input back
         (so the backward stays differentiable), the output's array gives the
         output, anything else becomes a constant."""
-        from .tensor import Tensor
-
+        if self._saved is None:
+            raise RuntimeError("saved_tensors: this Function's graph was freed by an earlier "
+                               "backward; pass retain_graph=True to backpropagate again.")
         result = []
         for array in self._saved:
             match = next((t for t in self._inputs
@@ -241,25 +298,30 @@ class Function(Op):
 
     @classmethod
     def apply(cls, *inputs):
-        from .tensor import Tensor
-
-        ctx = FunctionCtx(inputs)
-        ctx.needs_input_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+        needs = [isinstance(t, Tensor) and t.requires_grad for t in inputs]
+        ctx = FunctionCtx(tuple(needs))
         arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
         data = cls.forward(ctx, *arrays)
         if not hasattr(data, "shape") or isinstance(data, np.generic):
             data = xp_of(arrays).asarray(data)
-        if _grad_enabled and True in ctx.needs_input_grad:
-            node = Node(cls, inputs, ctx, ctx.needs_input_grad)
-            return Tensor._make(data, True, node)
+        if _grad_enabled and True in needs:
+            return Tensor._make(data, True, Node(cls, inputs, ctx, needs))
         return Tensor._make(data, False, None)
 
     @classmethod
-    def vjp(cls, ctx, grad, out):
-        fctx = ctx.attrs
-        fctx._out = out
+    def vjp(cls, node, grad, out):
+        ctx = node.attrs
+        ctx._inputs, ctx._out = node.inputs, out
         try:
-            grads = cls.backward(fctx, grad)
+            grads = cls.backward(ctx, grad)
         finally:
-            fctx._out = None  # do not keep the output alive (no cycles)
-        return grads if isinstance(grads, tuple) else (grads,)
+            ctx._inputs, ctx._out = (), None  # keep nothing alive (no cycles)
+        grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+        if len(grads) != len(node.inputs):
+            raise RuntimeError(f"{cls.__name__}.backward returned {len(grads)} gradient(s) for "
+                               f"{len(node.inputs)} input(s); return one (or None) per input "
+                               "of forward.")
+        # Be lenient with arrays and numbers: they become constant Tensors.
+        return tuple(g if g is None or isinstance(g, Tensor)
+                     else Tensor._make(xp_of((out.data,)).asarray(g, dtype=out.dtype), False, None)
+                     for g in grads)

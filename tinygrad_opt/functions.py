@@ -9,6 +9,34 @@ def _t(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def neg(x):
+    return -_t(x)
+
+
+def add(x, y):
+    return _t(x) + y
+
+
+def sub(x, y):
+    return _t(x) - y
+
+
+def mul(x, y):
+    return _t(x) * y
+
+
+def div(x, y):
+    return _t(x) / y
+
+
+def pow(x, exponent):
+    return _t(x) ** exponent
+
+
+def square(x):
+    return _t(x).square()
+
+
 def exp(x):
     return _t(x).exp()
 
@@ -52,11 +80,11 @@ def leaky_relu(x, negative_slope=0.01):
     return _t(x).leaky_relu(negative_slope)
 
 
-def abs(x):  # noqa: A001 - the public name, as in torch
+def abs(x):
     return _t(x).abs()
 
 
-def clamp(x, min=None, max=None):  # noqa: A002
+def clamp(x, min=None, max=None):
     return _t(x).clamp(min, max)
 
 
@@ -111,9 +139,67 @@ def stack(tensors, dim=0):
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
 
 
-def sum(x, dim=None, keepdim=False):  # noqa: A001
+def sum(x, dim=None, keepdim=False):
     return _t(x).sum(dim, keepdim)
 
 
 def mean(x, dim=None, keepdim=False):
     return _t(x).mean(dim, keepdim)
+
+
+def max(x, dim=None, keepdim=False):
+    """The largest value, or with a dim (values, indices), as in PyTorch."""
+    return _t(x).max(dim, keepdim)
+
+
+def min(x, dim=None, keepdim=False):
+    """The smallest value, or with a dim (values, indices), as in PyTorch."""
+    return _t(x).min(dim, keepdim)
+
+
+def amax(x, dim=None, keepdim=False):
+    return _t(x).amax(dim, keepdim)
+
+
+def amin(x, dim=None, keepdim=False):
+    return _t(x).amin(dim, keepdim)
+
+
+def var(x, dim=None, unbiased=True, keepdim=False):
+    return _t(x).var(dim, unbiased, keepdim)
+
+
+def std(x, dim=None, unbiased=True, keepdim=False):
+    return _t(x).std(dim, unbiased, keepdim)
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _t(x).argmax(dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _t(x).argmin(dim, keepdim)
+
+
+def reshape(x, *shape):
+    return _t(x).reshape(*shape)
+
+
+def transpose(x, dim0, dim1):
+    return _t(x).transpose(dim0, dim1)
+
+
+def permute(x, *dims):
+    return _t(x).permute(*dims)
+
+
+def squeeze(x, dim=None):
+    return _t(x).squeeze(dim)
+
+
+def unsqueeze(x, dim):
+    return _t(x).unsqueeze(dim)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    return _t(x).flatten(start_dim, end_dim)

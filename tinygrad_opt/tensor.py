@@ -24,10 +24,10 @@ ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 def _operand(other):
     """A Tensor or Python number as an op input; numpy scalars become Python
     numbers (a scalar never upcasts a tensor), lists and arrays constants."""
-    if isinstance(other, (Tensor,) + _SCALARS):
+    if isinstance(other, Tensor) or type(other) in _SCALARS:
         return other
-    if isinstance(other, np.generic):
-        return other.item()
+    if isinstance(other, (np.generic, int, float)):  # np.float64 is a float subclass
+        return other.item() if isinstance(other, np.generic) else other
     return Tensor(other)
 
 
@@ -54,7 +54,7 @@ class Tensor:
     or int64; NumPy and CuPy arrays keep their dtype unless ``dtype`` is given.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "name", "__weakref__")
+    __slots__ = ("__weakref__", "_node", "data", "grad", "name", "requires_grad")
     __array_priority__ = 1000  # numpy_array * tensor calls Tensor.__rmul__
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False, name=None):
@@ -193,9 +193,8 @@ class Tensor:
 
     def to(self, device=None, dtype=None):
         """A tensor on ``device`` and/or of ``dtype`` (differentiable); self if unchanged."""
-        if isinstance(device, (np.dtype, type)) or (
-                isinstance(device, str) and device.split(":")[0] not in ("cpu", "cuda")):
-            device, dtype = None, device
+        if dtype is None and not backend.is_device(device) and backend.is_dtype(device):
+            device, dtype = None, device  # x.to("float64"), x.to(np.float32)
         out = self
         if dtype is not None and backend.to_dtype(dtype) != self.dtype:
             out = E.Cast.apply(out, dtype=backend.to_dtype(dtype))
@@ -220,25 +219,26 @@ class Tensor:
 
         ``gradient`` is required when self is not a scalar (it is the vector
         of the vector-Jacobian product). The graph is freed afterwards unless
-        ``retain_graph`` (default: ``create_graph``).
+        ``retain_graph`` (default: ``create_graph``). ``inputs`` limits the
+        accumulation to those tensors.
         """
-        from .autograd import engine
-
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad and has no graph; "
                                "create the leaves with requires_grad=True (and not under "
                                "tg.no_grad()).")
         gradient = _seed_gradient("backward", self, gradient)
+        if retain_graph is None:
+            retain_graph = create_graph
         if inputs is not None:
-            from .autograd.grad import grad as _grad
-            grads = _grad([self], list(inputs), [gradient], retain_graph, create_graph,
-                          allow_unused=True)
-            for leaf, g in zip(inputs, grads):
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            captured = _engine().run_backward([self], [gradient], retain_graph, create_graph,
+                                              capture=set(inputs))
+            for leaf in inputs:
+                g = captured.get(leaf)
                 if g is not None:
                     leaf.grad = g if leaf.grad is None else leaf.grad + g
             return
-        retain = create_graph if retain_graph is None else retain_graph
-        engine.run_backward([self], [gradient], retain, create_graph)
+        _engine().run_backward([self], [gradient], retain_graph, create_graph)
 
     # -- arithmetic ---------------------------------------------------------------
 
@@ -287,14 +287,20 @@ class Tensor:
     def __abs__(self):
         return E.Abs.apply(self)
 
-    # In-place arithmetic on a tensor that is part of a graph would corrupt the
-    # graph; like PyTorch, allow it only outside grad recording or on leaves
-    # that do not require grad.
+    # In-place arithmetic. Outside grad recording (optimizer updates under
+    # no_grad) or on plain constants it writes into the array. When a graph is
+    # involved it cannot: a leaf that requires grad refuses (as in PyTorch), and
+    # a computed tensor is replaced by the out-of-place result, so micrograd's
+    # `c += c + 1` works (other names for the old tensor keep the old value).
     def _inplace(self, op, other):
-        if self.requires_grad and function.is_grad_enabled():
-            raise RuntimeError(f"in-place {op} on a tensor that requires grad would change a "
-                               "value the graph needs; wrap the update in `with tg.no_grad():` "
-                               "or use the out-of-place form.")
+        if function.is_grad_enabled() and (
+                self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+            if self.requires_grad and self._node is None:
+                raise RuntimeError(
+                    f"in-place {op} on a leaf tensor that requires grad (shape "
+                    f"{tuple(self.shape)}) would change a value the graph needs; wrap the "
+                    "update in `with tg.no_grad():` or use the out-of-place form.")
+            return getattr(self, f"__{op}__")(other)
         other = other.data if isinstance(other, Tensor) else other
         getattr(self.data, f"__i{op}__")(other)
         return self
@@ -473,7 +479,9 @@ class Tensor:
             count *= self.shape[d]
         ddof = (1 if unbiased else 0) if correction is None else correction
         centered = self - self.mean(dims, keepdim=True)
-        return (centered * centered).sum(dims, keepdim=keepdim) * (1.0 / max(count - ddof, 0))
+        # Too few elements for the correction gives nan, as in PyTorch.
+        scale = 1.0 / (count - ddof) if count > ddof else float("nan")
+        return (centered * centered).sum(dims, keepdim=keepdim) * scale
 
     def std(self, dim=None, unbiased=True, keepdim=False, **kwargs):
         return self.var(dim, unbiased, keepdim, **kwargs).sqrt()
@@ -610,14 +618,32 @@ def _to_array(data, dtype, device):
 def _seed_gradient(where, output, gradient):
     """The starting gradient of a backward pass: ones for a scalar output."""
     if gradient is None:
-        if output.data.size != 1:
+        data = output.data
+        if data.size != 1:
             raise RuntimeError(f"{where}: the output has shape {tuple(output.shape)}, not a "
                                "scalar; pass gradient= (a tensor of that shape: the vector "
                                "of the vector-Jacobian product), or reduce it with .sum().")
-        xp = backend.xp_of((output.data,))
-        return Tensor._make(xp.ones_like(output.data), False, None)
-    gradient = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=output.dtype)
+        if type(data) is np.ndarray:
+            ones = np.array(1, dtype=data.dtype) if data.ndim == 0 else np.ones_like(data)
+        else:
+            ones = backend.xp_of((data,)).ones_like(data)
+        return Tensor._make(ones, False, None)
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(gradient, dtype=output.dtype, device=output.device)
     if gradient.shape != output.shape:
         raise RuntimeError(f"{where}: gradient has shape {tuple(gradient.shape)} but the output "
                            f"has shape {tuple(output.shape)}; they must match.")
     return gradient
+
+
+def _engine():
+    """The backward engine module (imported late: it imports this module)."""
+    global _ENGINE
+    if _ENGINE is None:
+        from .autograd import engine
+        _ENGINE = engine
+    return _ENGINE
+
+
+_ENGINE = None
+function.Tensor = Tensor  # Op.apply builds Tensors

@@ -7,5 +7,17 @@ from .functional import hessian, hvp, jacobian, jvp, vhp, vjp
 from .grad import grad
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 
-__all__ = ["Function", "FunctionCtx", "grad", "jacobian", "hessian", "hvp", "vhp", "jvp", "vjp",
-           "gradcheck", "gradgradcheck", "GradcheckError"]
+__all__ = [
+           "Function",
+           "FunctionCtx",
+           "GradcheckError",
+           "grad",
+           "gradcheck",
+           "gradgradcheck",
+           "hessian",
+           "hvp",
+           "jacobian",
+           "jvp",
+           "vhp",
+           "vjp",
+]

@@ -13,8 +13,9 @@ the second derivatives.
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..backend import transfer
 from ..function import enable_grad, no_grad
+from ..tensor import Tensor
 from .grad import grad
 
 FULL_JACOBIAN_LIMIT = 4096  # inputs x outputs entries up to which J is built whole
@@ -53,23 +54,33 @@ def _perturbed(inputs, k, flat_index, delta):
     return out
 
 
-def _analytic_vjp(func, inputs, u):
-    """Jᵀu for every differentiable input, as flat float64 arrays."""
-    with enable_grad():
-        xs = [t.detach().requires_grad_() if isinstance(t, Tensor) and t.requires_grad else t
-              for t in inputs]
-        outs = _outputs(func, xs)
+class _Backward:
+    """One forward of ``func`` on fresh leaves; ``vjp(u)`` is then Jᵀu for every
+    differentiable input, as flat float64 arrays (one backward per call)."""
+
+    def __init__(self, func, inputs):
+        with enable_grad():
+            xs = [t.detach().requires_grad_() if isinstance(t, Tensor) and t.requires_grad
+                  else t for t in inputs]
+            self.outs = _outputs(func, xs)
+        self.wrt = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+
+    def vjp(self, u):
         seeds, start = [], 0
-        for o in outs:
-            seeds.append(Tensor._make(u[start:start + o.numel()].reshape(o.shape).astype(
-                o.dtype), False, None))
+        for o in self.outs:
+            seeds.append(Tensor(u[start:start + o.numel()].reshape(o.shape), dtype=o.dtype,
+                                device=o.device))
             start += o.numel()
-        wrt = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
-        live = [(o, s) for o, s in zip(outs, seeds) if o.requires_grad]
-        grads = grad([o for o, _ in live], wrt, [s for _, s in live], allow_unused=True) \
-            if live else (None,) * len(wrt)
-    return [np.zeros(x.numel()) if g is None else np.asarray(g.numpy(), np.float64).reshape(-1)
-            for g, x in zip(grads, wrt)]
+        live = [(o, s) for o, s in zip(self.outs, seeds) if o.requires_grad]
+        grads = grad([o for o, _ in live], self.wrt, [s for _, s in live], retain_graph=True,
+                     allow_unused=True) if live else (None,) * len(self.wrt)
+        return [np.zeros(x.numel()) if g is None else np.asarray(g.numpy(), np.float64).ravel()
+                for g, x in zip(grads, self.wrt)]
+
+
+def _index(flat, shape):
+    """A flat position as a readable index: (1, 2), or () for a scalar."""
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
 
 
 def _report(name, where, analytic, numeric, atol, rtol):
@@ -77,7 +88,7 @@ def _report(name, where, analytic, numeric, atol, rtol):
     worst = int(np.argmax(diff))
     if diff[worst] <= 0:
         return None
-    return (f"{name}: mismatch for {where(worst)}: analytic {analytic[worst]:.10g}, "
+    return (f"{name}: mismatch at {where(worst)}: analytic {analytic[worst]:.10g}, "
             f"numeric {numeric[worst]:.10g} (difference {abs(analytic[worst] - numeric[worst]):.3g}"
             f" > atol {atol:g} + rtol {rtol:g} * |numeric|).")
 
@@ -104,6 +115,8 @@ def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
 
 
 def _full_check(func, inputs, diff_ids, n_out, eps, atol, rtol, name):
+    backward = _Backward(func, inputs)
+    analytic_rows = [backward.vjp(row) for row in np.eye(n_out)]  # row i: d out_i / d inputs
     for pos, k in enumerate(diff_ids):
         size = inputs[k].numel()
         numeric = np.empty((n_out, size))
@@ -111,15 +124,12 @@ def _full_check(func, inputs, diff_ids, n_out, eps, atol, rtol, name):
             plus = _flat_output(func, _perturbed(inputs, k, j, eps))
             minus = _flat_output(func, _perturbed(inputs, k, j, -eps))
             numeric[:, j] = (plus - minus) / (2 * eps)
-        analytic = np.empty((n_out, size))
-        for i in range(n_out):
-            u = np.zeros(n_out)
-            u[i] = 1.0
-            analytic[i] = _analytic_vjp(func, inputs, u)[pos]
+        analytic = np.array([row[pos] for row in analytic_rows]).reshape(n_out, size)
         shape = inputs[k].shape
         message = _report(
-            name, lambda w: (f"input {k}, output element {w // size}, input index "
-                             f"{np.unravel_index(w % size, shape) if shape else ()}"),
+            name, lambda w, k=k, size=size, shape=shape: (
+                f"output element {w // size} (flattened) and input {k} (shape {tuple(shape)}) "
+                f"at index {_index(w % size, shape)}"),
             analytic.reshape(-1), numeric.reshape(-1), atol, rtol)
         if message:
             return message
@@ -128,17 +138,19 @@ def _full_check(func, inputs, diff_ids, n_out, eps, atol, rtol, name):
 
 def _projected_check(func, inputs, diff_ids, n_out, eps, atol, rtol, n_probes, seed, name):
     rng = np.random.default_rng(seed)
+    backward = _Backward(func, inputs)
     analytic, numeric = np.empty(n_probes), np.empty(n_probes)
     for p in range(n_probes):
         u = rng.standard_normal(n_out)
         vs = [rng.standard_normal(inputs[k].numel()) for k in diff_ids]
-        jtu = _analytic_vjp(func, inputs, u)
+        jtu = backward.vjp(u)
         analytic[p] = sum(float(a @ v) for a, v in zip(jtu, vs))
         shifted = []
         for sign in (1, -1):
             moved = list(inputs)
             for k, v in zip(diff_ids, vs):
-                data = inputs[k].data + sign * eps * v.reshape(inputs[k].shape)
+                data = inputs[k].data + transfer(sign * eps * v.reshape(inputs[k].shape),
+                                                 inputs[k].device)
                 moved[k] = Tensor._make(data, False, None)
             shifted.append(float(u @ _flat_output(func, moved)))
         numeric[p] = (shifted[0] - shifted[1]) / (2 * eps)
@@ -156,7 +168,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-
         outs = _outputs(func, inputs)
     if grad_outputs is None:
         grad_outputs = tuple(Tensor(rng.standard_normal(o.shape), dtype="float64",
-                                    requires_grad=True) for o in outs)
+                                    device=o.device, requires_grad=True) for o in outs)
     else:
         grad_outputs = (grad_outputs,) if isinstance(grad_outputs, Tensor) \
             else tuple(grad_outputs)

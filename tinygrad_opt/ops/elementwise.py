@@ -7,19 +7,31 @@ piecewise constant (ReLU's mask, the sign of abs) are built as constants:
 their derivative is zero, which is also the right second derivative.
 """
 
-from ..function import Op
+import numpy as np
+
+from .. import cuda_kernels, function
+from ..backend import xp_of
+from ..function import Op, list_shapes
 
 
 def _constant(array):
-    from ..tensor import Tensor
+    """A Tensor that carries no gradient (masks, signs: piecewise constants)."""
+    return function.Tensor._make(array, False, None)
 
-    return Tensor._make(array, False, None)
+
+class Broadcasting(Op):
+    """Base of the ops whose inputs broadcast against each other (NumPy's rules)."""
+
+    @classmethod
+    def explain(cls, inputs, attrs, error):
+        if "broadcast" not in str(error):
+            return None
+        return (f"shapes {list_shapes(inputs)} do not broadcast: aligned from the right, each "
+                "pair of sizes must be equal or one of them 1; reshape or unsqueeze an input")
 
 
-class Add(Op):
+class Add(Broadcasting):
     """z = x + y.  dz/dx = g,  dz/dy = g."""
-
-    hint = "the shapes must broadcast (align trailing dimensions; each pair equal or 1)"
 
     @staticmethod
     def forward(xp, x, y):
@@ -30,10 +42,8 @@ class Add(Op):
         return g, g
 
 
-class Sub(Op):
+class Sub(Broadcasting):
     """z = x - y.  dz/dx = g,  dz/dy = -g."""
-
-    hint = Add.hint
 
     @staticmethod
     def forward(xp, x, y):
@@ -44,10 +54,8 @@ class Sub(Op):
         return g, (-g if ctx.needs_input_grad[1] else None)
 
 
-class Mul(Op):
+class Mul(Broadcasting):
     """z = x * y.  dz/dx = g*y,  dz/dy = g*x."""
-
-    hint = Add.hint
 
     @staticmethod
     def forward(xp, x, y):
@@ -60,10 +68,8 @@ class Mul(Op):
         return (g * y if needs[0] else None), (g * x if needs[1] else None)
 
 
-class Div(Op):
+class Div(Broadcasting):
     """z = x / y.  dz/dx = g/y,  dz/dy = -g*z/y."""
-
-    hint = Add.hint
 
     @staticmethod
     def forward(xp, x, y):
@@ -80,10 +86,8 @@ class Div(Op):
         return gx, gy
 
 
-class Pow(Op):
+class Pow(Broadcasting):
     """z = x ** y.  dz/dx = g*y*x**(y-1),  dz/dy = g*z*log(x)."""
-
-    hint = Add.hint
 
     @staticmethod
     def forward(xp, x, y):
@@ -91,17 +95,23 @@ class Pow(Op):
 
     @staticmethod
     def backward(ctx, g, out):
-        from ..tensor import Tensor
-
         x, y = ctx.inputs
         needs = ctx.needs_input_grad
-        gx = g * y * x ** (y - 1) if needs[0] else None
+        gx = gy = None
+        if needs[0]:
+            if isinstance(y, (int, float)):
+                gx = g * (x * 2.0) if y == 2 else g * (x ** (y - 1) * y)
+            else:
+                gx = g * (x ** (y - 1) * y)
         if needs[1]:
-            # log x is only defined for x > 0; where x == 0 the term is 0 (0**y).
-            xs = x if isinstance(x, Tensor) else _constant(out.data * 0 + x)
+            xs = x if isinstance(x, function.Tensor) else _constant(out.data * 0 + x)
+            zero = xs.data == 0
+            # On a GPU, asking zero.any() would wait for the device: always mask there.
+            if type(zero) is not np.ndarray or zero.any():
+                # log 0 = -inf, but 0**y * log 0 -> 0 (PyTorch's convention): take log of
+                # 1 there, through `where` so that the result stays differentiable.
+                xs = Where.apply(zero, 1.0, xs)
             gy = g * (xs ** y) * xs.log()
-        else:
-            gy = None
         return gx, gy
 
 
@@ -225,6 +235,10 @@ class Relu(Op):
 
     @staticmethod
     def backward(ctx, g, out):
+        if type(g.data) is not np.ndarray and not (g.requires_grad and function._grad_enabled):
+            fused = cuda_kernels.relu_backward(g.data, out.data)  # one GPU kernel, or None
+            if fused is not None:
+                return (_constant(fused),)
         return (g * _constant(out.data > 0),)
 
 
@@ -274,10 +288,8 @@ class Clamp(Op):
         return (g * _constant(mask.astype(x.dtype)),)
 
 
-class Maximum(Op):
+class Maximum(Broadcasting):
     """z = max(x, y).  The gradient goes to the larger input; ties split it evenly."""
-
-    hint = Add.hint
 
     @staticmethod
     def forward(xp, x, y):
@@ -288,10 +300,8 @@ class Maximum(Op):
         return _split_by_winner(ctx, g, ctx.inputs[0].data > _data(ctx.inputs[1]))
 
 
-class Minimum(Op):
+class Minimum(Broadcasting):
     """z = min(x, y).  The gradient goes to the smaller input; ties split it evenly."""
-
-    hint = Add.hint
 
     @staticmethod
     def forward(xp, x, y):
@@ -311,10 +321,8 @@ def _split_by_winner(ctx, g, x_wins):
     return g * share_x, g * share_y
 
 
-class Where(Op):
+class Where(Broadcasting):
     """z = x where cond else y.  dz/dx = g*cond, dz/dy = g*(1-cond); cond is a constant."""
-
-    hint = Add.hint
 
     @staticmethod
     def forward(xp, cond, x, y):
@@ -329,19 +337,17 @@ class Where(Op):
 
 def _data(value):
     """The array of a Tensor; arrays and Python numbers as they are."""
-    from ..tensor import Tensor
-
-    return value.data if isinstance(value, Tensor) else value
+    return value.data if isinstance(value, function.Tensor) else value
 
 
 def _xp(array):
-    from ..backend import xp_of
-
     return xp_of((array,))
 
 
 class Cast(Op):
     """z = x converted to ``dtype``.  dz/dx = g converted back to x's dtype."""
+
+    exact_dtype = True
 
     @staticmethod
     def forward(xp, x, dtype=None):

@@ -1,6 +1,6 @@
 """Matrix products."""
 
-from ..function import Op
+from ..function import Op, shape_of
 
 
 class MatMul(Op):
@@ -11,11 +11,22 @@ class MatMul(Op):
     the input's shape).
     """
 
-    hint = "the last dimension of the first must equal the second-to-last of the second"
-
     @staticmethod
     def forward(xp, x, y):
         return x @ y
+
+    @classmethod
+    def explain(cls, inputs, attrs, error):
+        a, b = (shape_of(t) for t in inputs)
+        if not a or not b:
+            return f"shapes {a} and {b}: both inputs need at least one dimension (use * for scalars)"
+        inner_b = b[0] if len(b) == 1 else b[-2]
+        if a[-1] != inner_b:
+            where = "the length" if len(b) == 1 else "the second-to-last dimension"
+            return (f"shapes {a} and {b} do not fit: the last dimension of the first ({a[-1]}) "
+                    f"must equal {where} of the second ({inner_b}); transpose or reshape one")
+        return (f"shapes {a} and {b}: the batch dimensions {a[:-2]} and {b[:-2]} do not "
+                "broadcast (aligned from the right, each pair equal or 1)")
 
     @staticmethod
     def backward(ctx, g, out):

@@ -2,18 +2,21 @@
 indexing, concatenation. Each backward moves the gradient back the other way.
 """
 
-from ..function import Op
-from .reduce import normalize_dims
+from ..function import Op, list_shapes, shape_of
 
 
 class Reshape(Op):
     """z = x.reshape(shape).  dz/dx = g.reshape(x.shape)."""
 
-    hint = "the new shape must have as many elements as the old one"
-
     @staticmethod
     def forward(xp, x, shape=()):
         return x.reshape(shape)
+
+    @classmethod
+    def explain(cls, inputs, attrs, error):
+        shape = shape_of(inputs[0])
+        return (f"cannot reshape a tensor of shape {shape} ({inputs[0].data.size} elements) into "
+                f"shape {tuple(attrs['shape'])}; the new shape must have as many elements")
 
     @staticmethod
     def backward(ctx, g, out):
@@ -23,11 +26,15 @@ class Reshape(Op):
 class Permute(Op):
     """z = x.transpose(dims).  dz/dx = g transposed by the inverse permutation."""
 
-    hint = "give each dimension exactly once"
-
     @staticmethod
     def forward(xp, x, dims=()):
         return x.transpose(dims)
+
+    @classmethod
+    def explain(cls, inputs, attrs, error):
+        shape = shape_of(inputs[0])
+        return (f"dims {tuple(attrs['dims'])} are not a permutation of the {len(shape)} "
+                f"dimensions of shape {shape}; give each dimension exactly once")
 
     @staticmethod
     def backward(ctx, g, out):
@@ -39,13 +46,32 @@ class Permute(Op):
 
 
 class Expand(Op):
-    """z = x broadcast to ``shape``.  dz/dx = g summed back to x.shape."""
+    """z = x broadcast to ``shape``.  dz/dx = g summed back to x.shape.
 
-    hint = "only dimensions of size 1 can be expanded"
+    It is what the backward of every reduction returns. Small results are
+    copied into a new array (``broadcast_to`` builds its view in Python, a fixed
+    cost several times that of a small copy); large ones are read-only
+    broadcast views (no memory, no copying). The engine copies a read-only
+    gradient before it becomes a leaf's ``.grad``.
+    """
+
+    VIEW_ABOVE = 1 << 14  # elements
 
     @staticmethod
     def forward(xp, x, shape=()):
-        return xp.broadcast_to(x, shape)
+        size = 1
+        for n in shape:
+            size *= n
+        if size > Expand.VIEW_ABOVE:
+            return xp.broadcast_to(x, shape)
+        out = xp.empty(shape, dtype=x.dtype)
+        out[...] = x
+        return out
+
+    @classmethod
+    def explain(cls, inputs, attrs, error):
+        return (f"cannot expand shape {shape_of(inputs[0])} to {tuple(attrs['shape'])}: aligned "
+                "from the right, only dimensions of size 1 can grow")
 
     @staticmethod
     def backward(ctx, g, out):
@@ -83,11 +109,14 @@ def _is_basic(index):
 class GetItem(Op):
     """z = x[index].  dz/dx = zeros with g added at index (repeats accumulate)."""
 
-    hint = "the index must be within the tensor's shape"
-
     @staticmethod
     def forward(xp, x, index=()):
         return x[index]
+
+    @classmethod
+    def explain(cls, inputs, attrs, error):
+        # numpy says which index and axis ("index 5 is out of bounds for axis 0 with size 3")
+        return f"{error} (indexing a tensor of shape {shape_of(inputs[0])})"
 
     @staticmethod
     def backward(ctx, g, out):
@@ -115,15 +144,19 @@ class IndexAdd(Op):
 class Cat(Op):
     """z = cat(xs, dim).  dz/dx_i = the slice of g that x_i filled."""
 
-    hint = "all tensors must have the same shape except along dim"
-
     @staticmethod
     def forward(xp, *xs, dim=0):
         return xp.concatenate(xs, axis=dim)
 
+    @classmethod
+    def explain(cls, inputs, attrs, error):
+        return (f"shapes {list_shapes(inputs)} cannot be joined along dim {attrs['dim']}: all "
+                "tensors must have the same number of dimensions and the same sizes except "
+                "along dim")
+
     @staticmethod
     def backward(ctx, g, out):
-        dim = normalize_dims(ctx.attrs["dim"], g.ndim)[0]
+        dim = ctx.attrs["dim"] % g.ndim
         grads, start = [], 0
         for x, needed in zip(ctx.inputs, ctx.needs_input_grad):
             stop = start + x.shape[dim]

@@ -7,6 +7,7 @@ back to the input's shape: the adjoint of summing is copying.
 
 from ..function import Op
 from .elementwise import _constant
+from .movement import Expand
 
 
 def normalize_dims(dim, ndim):
@@ -34,10 +35,11 @@ def reduced_shape(shape, dims):
 
 
 def _broadcast_back(g, ctx):
-    """Reshape a reduced gradient to keepdim form and expand it to the input shape."""
+    """The reduced gradient ``g`` copied back over the reduced dims of the input."""
     shape = ctx.inputs[0].shape
-    dims = ctx.attrs["dims"]
-    return g.reshape(kept_shape(shape, dims)).expand(shape)
+    if g.ndim and not ctx.attrs["keepdim"]:  # a 0-d g broadcasts to any shape as it is
+        g = g.reshape(kept_shape(shape, ctx.attrs["dims"]))
+    return Expand.apply(g, shape=shape)
 
 
 class Sum(Op):
@@ -65,7 +67,7 @@ class Mean(Op):
         count = 1
         for d in ctx.attrs["dims"]:
             count *= shape[d]
-        return (_broadcast_back(g, ctx) * (1.0 / max(count, 1)),)
+        return (_broadcast_back(g * (1.0 / max(count, 1)), ctx),)
 
 
 class Amax(Op):

@@ -1,0 +1,237 @@
+"""Second-order costs, as ratios: a Hessian-vector product by double backward
+against one gradient, and a full Hessian against one gradient.
+
+1. HVP on a 784-512-512-10 tanh MLP in float64 (batch 128, cross-entropy),
+   built from raw Tensor ops: forward + gradient vs forward + Hv with
+   tg.autograd.hvp (Pearlmutter: the gradient with create_graph=True, then its
+   vector-Jacobian product with v). Goal: at most 2.5x a gradient (PyTorch:
+   about 2.3x). PyTorch's own ratio, same double backward, is measured
+   alongside when it is installed. Both run on one thread (a BLAS spinning
+   on two cores against another library's threads ruins both timings).
+2. The full Hessian of a 105-parameter MLP loss (4-10-5 tanh MLP, 32 points)
+   with tg.autograd.hessian: goal under 10 ms.
+
+Implementations alternate in short windows; the table gives medians over
+windows of the per-call times and of the per-window ratios.
+
+    python benchmarks/hvp.py            # about a minute
+    python benchmarks/hvp.py --quick    # a few seconds
+"""
+
+import argparse
+import itertools
+import os
+import statistics
+import time
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")  # before numpy loads its BLAS
+
+import numpy as np
+
+import tinygrad_opt as tg
+
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:
+    torch = None
+
+
+def init(sizes, seed=0):
+    """(weight (in, out), bias (out,)) float64 pairs, uniform(-1/sqrt(in), 1/sqrt(in))."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        bound = 1 / np.sqrt(fan_in)
+        layers.append((rng.uniform(-bound, bound, (fan_in, fan_out)),
+                       rng.uniform(-bound, bound, fan_out)))
+    return layers
+
+
+def data(sizes, batch, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, sizes[0])), rng.integers(0, sizes[-1], batch)
+
+
+# -- tinygrad_opt ------------------------------------------------------------------------------
+
+
+def ours_loss(params, X, y):
+    h = X
+    for i in range(0, len(params), 2):
+        h = h @ params[i] + params[i + 1]
+        if i + 2 < len(params):
+            h = h.tanh()
+    logp = h.log_softmax(-1)
+    return -logp[tg.arange(len(y)), y].mean()
+
+
+def ours_setup(sizes, batch):
+    params = [tg.tensor(a, dtype="float64", requires_grad=True)
+              for layer in init(sizes) for a in layer]
+    X, y = data(sizes, batch)
+    X, y = tg.tensor(X, dtype="float64"), tg.tensor(y)
+    v = [tg.tensor(np.random.default_rng(2).standard_normal(p.shape)) for p in params]
+
+    def gradient():
+        return tg.grad(ours_loss(params, X, y), params)
+
+    def hvp():
+        return tg.autograd.hvp(lambda *ps: ours_loss(ps, X, y), tuple(params), tuple(v))
+
+    return gradient, hvp
+
+
+# -- PyTorch -----------------------------------------------------------------------------------
+
+
+def torch_setup(sizes, batch):
+    params = [torch.tensor(a, requires_grad=True) for layer in init(sizes) for a in layer]
+    X, y = data(sizes, batch)
+    X, y = torch.tensor(X), torch.tensor(y)
+    v = [torch.tensor(np.random.default_rng(2).standard_normal(tuple(p.shape))) for p in params]
+
+    def loss():
+        h = X
+        for i in range(0, len(params), 2):
+            h = h @ params[i] + params[i + 1]
+            if i + 2 < len(params):
+                h = torch.tanh(h)
+        return torch.nn.functional.cross_entropy(h, y)
+
+    def gradient():
+        return torch.autograd.grad(loss(), params)
+
+    def hvp():  # the same double backward: the gradient's vector-Jacobian product with v
+        gs = torch.autograd.grad(loss(), params, create_graph=True)
+        return torch.autograd.grad(gs, params, v)
+
+    return gradient, hvp
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+def timed(fn, loops):
+    start = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - start) / loops
+
+
+def ratio_table(pairs, windows, loops):
+    """pairs: name -> (numerator fn, denominator fn); alternating windows."""
+    results = {}
+    for name, (num, den) in pairs.items():
+        num(), den()  # warm up
+        t_num, t_den, ratios = [], [], []
+        for _ in range(windows):
+            a, b = timed(num, loops), timed(den, loops)
+            t_num.append(a)
+            t_den.append(b)
+            ratios.append(a / b)
+        results[name] = (statistics.median(t_num), statistics.median(t_den),
+                         statistics.median(ratios))
+    return results
+
+
+def check_hvp_matches_finite_difference(sizes, batch):
+    """A sanity check before timing: Hv against (g(w + εv) - g(w - εv)) / 2ε."""
+    params = [tg.tensor(a, dtype="float64", requires_grad=True)
+              for layer in init(sizes) for a in layer]
+    X, y = data(sizes, batch)
+    X, y = tg.tensor(X, dtype="float64"), tg.tensor(y)
+    rng = np.random.default_rng(3)
+    v = [rng.standard_normal(p.shape) for p in params]
+    _, hv = tg.autograd.hvp(lambda *ps: ours_loss(ps, X, y), tuple(params),
+                            tuple(tg.tensor(a) for a in v))
+    eps = 1e-5
+
+    def grad_at(sign):
+        moved = [tg.tensor(p.numpy() + sign * eps * a, requires_grad=True)
+                 for p, a in zip(params, v)]
+        return tg.grad(ours_loss(moved, X, y), moved)
+
+    numeric = [(gp.numpy() - gm.numpy()) / (2 * eps) for gp, gm in zip(grad_at(1), grad_at(-1))]
+    error = max(float(np.abs(h.numpy() - n).max()) for h, n in zip(hv, numeric))
+    scale = max(float(np.abs(n).max()) for n in numeric)
+    assert error <= 1e-5 * scale, f"Hv disagrees with finite differences: {error} vs {scale}"
+
+
+def hessian_case():
+    """The 105-parameter MLP: 4-10-5 with tanh, 32 points, cross-entropy."""
+    sizes = [4, 10, 5]
+    layers = init(sizes)
+    theta = np.concatenate([a.ravel() for layer in layers for a in layer])
+    assert theta.size == 105
+    X, y = data(sizes, 32)
+    X, y = tg.tensor(X, dtype="float64"), tg.tensor(y)
+    shapes = [a.shape for layer in layers for a in layer]
+
+    def loss(flat):
+        params, start = [], 0
+        for shape in shapes:
+            n = int(np.prod(shape))
+            params.append(flat[start:start + n].reshape(shape))
+            start += n
+        return ours_loss(params, X, y)
+
+    w = tg.tensor(theta, dtype="float64")
+
+    def hessian():
+        return tg.autograd.hessian(loss, w)
+
+    def gradient():
+        x = w.detach().requires_grad_()
+        return tg.grad(loss(x), x)
+
+    return hessian, gradient
+
+
+def matmul_flop_ratio(sizes, batch):
+    """Matmul work of an exact double-backward Hv over that of a gradient.
+
+    With f_i = batch * d_i * d_(i+1) per layer: the gradient costs the forward
+    (Σf) plus dW and dh for each layer but no dX (2Σf - f_0). The second
+    backward differentiates each matmul of the first backward and of the
+    forward, two products each, one where X is a constant (6Σf - 4f_0).
+    """
+    f = [batch * a * b for a, b in itertools.pairwise(sizes)]
+    grad = 3 * sum(f) - f[0]
+    return (grad + 6 * sum(f) - 4 * f[0]) / grad
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter windows")
+    args = parser.parse_args(argv)
+    windows, loops = (3, 1) if args.quick else (15, 3)
+    sizes, batch = [784, 512, 512, 10], 128
+
+    check_hvp_matches_finite_difference([5, 7, 3], 4)
+    g, h = ours_setup(sizes, batch)
+    pairs = {"tinygrad_opt  Hv / gradient": (h, g)}
+    if torch is not None:
+        t_grad, t_hvp = torch_setup(sizes, batch)
+        pairs["PyTorch       Hv / gradient"] = (t_hvp, t_grad)
+    results = ratio_table(pairs, windows, loops)
+    print(f"MLP {'-'.join(map(str, sizes))}, batch {batch}, float64, one thread; "
+          f"matmul FLOPs Hv / gradient = {matmul_flop_ratio(sizes, batch):.2f}")
+    print(f"{'':30s} {'Hv ms':>8s} {'grad ms':>8s} {'ratio':>6s}  goal")
+    for name, (a, b, r) in results.items():
+        goal = "  <= 2.5x: " + ("met" if r <= 2.5 else "NOT met") if "tinygrad" in name else ""
+        print(f"{name:30s} {a * 1e3:8.2f} {b * 1e3:8.2f} {r:6.2f}{goal}")
+
+    full, grad_only = hessian_case()
+    res = ratio_table({"hessian": (full, grad_only)}, windows * 2, loops * 10)
+    a, b, r = res["hessian"]
+    print("\nFull Hessian of a 105-parameter MLP loss (4-10-5 tanh, 32 points), "
+          "tg.autograd.hessian")
+    print(f"{'hessian ms':>12s} {'grad ms':>8s} {'ratio':>6s}  goal")
+    print(f"{a * 1e3:12.2f} {b * 1e3:8.2f} {r:6.1f}  < 10 ms: {'met' if a < 0.010 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""The subcommands of ``tinygrad-opt``: name -> module, in the order ``--help`` lists them.
+
+To add one, write ``tinygrad_opt/commands/<name>.py`` with ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> int`` (see ``graph.py``), and add
+one line here. Raise ``tinygrad_opt.cli.UsageError`` for a bad argument (exit
+code 2) and ``tinygrad_opt.cli.CommandError`` for an explained failure (exit 1).
+"""
+
+COMMANDS = {
+    "graph": "tinygrad_opt.commands.graph",
+}

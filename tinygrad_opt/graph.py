@@ -1,0 +1,924 @@
+"""Pictures of the compute graph: forward, backward and double backward.
+
+``tg.draw_graph(root)`` returns a ``graphviz.Digraph``; its DOT text
+(``.source``) needs nothing but Python, and rendering it (``.render(...)``,
+``tg.graph.render(g, "graph.svg")``, or displaying it in Jupyter) needs
+Graphviz's ``dot`` program. Without ``dot`` the user gets one sentence with the
+install command, never graphviz's ExecutableNotFound traceback.
+
+What the pictures show (the legend; ``legend=True`` also draws it):
+
+- light blue record: a leaf that requires grad (a variable, a parameter);
+- grey record or box: a constant (a tensor that needs no gradient, a number);
+- white record: an intermediate tensor; green record: the output (``root``);
+- small ellipse: an op (``Mul``, ``Tanh``, ``Linear``, ...);
+- orange, purple, green, ... fill in a dashed cluster: nodes built by a
+  ``create_graph=True`` backward, one colour and cluster per derivative order;
+- grey rounded box ``#k MulBackward`` (mode="backward"): the k-th backward
+  function the engine runs; each edge carries the gradient it hands on, and the
+  light-blue leaves collect theirs;
+- red dashed border: freed by a backward without ``retain_graph=True``;
+- note "… N more nodes": what ``max_nodes`` left out; 3-D box: a folded module.
+
+Scalars and tiny tensors (at most ``TINY`` elements) are micrograd's records
+``{ name | data | grad }``; larger tensors show name, shape and dtype (and the
+norm of the gradient). The gradient shown is ∂root/∂tensor, computed for the
+picture by a backward pass that touches no ``.grad`` and frees nothing (our
+engine keeps no gradients of intermediates); a non-scalar root has no such
+gradient, so only the leaves' ``.grad`` appear.
+
+Node ids come from a counter in traversal order (breadth first from the root,
+inputs in order), never from ``id()``: the same computation gives the same
+DOT text in every run. Every walk is iterative, so a graph a million ops deep
+works; ``max_nodes`` bounds the drawing, first by collapsing each module (named
+from ``params``: ``layers.0.weight`` belongs to ``layers.0``) into one node,
+then by folding the nodes furthest from the root into one summary node.
+"""
+
+import math
+import os
+import shutil
+import uuid
+from collections import deque
+
+import graphviz
+import numpy as np
+
+from . import function
+from .tensor import Tensor
+
+__all__ = ["TINY", "DotNotFoundError", "dot_available", "draw_graph", "render"]
+
+TINY = 4  # show_data="auto": tensors with at most this many elements show their values
+# Beyond this many ops draw_graph does not compute the gradients for the labels
+# (a full extra backward pass); the structure is still drawn.
+GRADIENT_LIMIT = 100_000
+
+INSTALL_HINT = ("install Graphviz with 'sudo apt-get install graphviz' (Debian/Ubuntu), "
+                "'brew install graphviz' (macOS) or 'conda install graphviz'")
+
+# Colours: torchviz's for leaves and outputs; one per derivative order.
+LEAF, CONST, INTER, OUTPUT = "lightblue", "#e6e6e6", "white", "darkolivegreen1"
+OP_FILL, BACKWARD_FILL, FREED = "#f5f5f5", "#d9d9d9", "#cb181d"
+ORDER_FILL = ("#fdd0a2", "#dadaeb", "#c7e9c0", "#fcbba1")  # order 1, 2, 3, 4 (then again)
+ORDER_LINE = ("#e6550d", "#756bb1", "#31a354", "#de2d26")
+MODULE_LINE = "#6baed6"
+
+
+def _order_fill(k):
+    return ORDER_FILL[(k - 1) % len(ORDER_FILL)]
+
+
+def _order_line(k):
+    return ORDER_LINE[(k - 1) % len(ORDER_LINE)]
+
+
+# ---------------------------------------------------------------------------
+# Rendering: DOT always, pictures when `dot` is installed
+# ---------------------------------------------------------------------------
+
+class DotNotFoundError(graphviz.ExecutableNotFound):
+    """Rendering needs Graphviz's ``dot`` program and it is not on PATH."""
+
+    def __init__(self, engine="dot"):
+        RuntimeError.__init__(
+            self, f"Rendering the graph needs Graphviz's '{engine}' program, which is not on "
+                  f"PATH: {INSTALL_HINT} (the DOT text is always in digraph.source).")
+
+
+def dot_available(engine="dot"):
+    """Whether Graphviz's layout program (``dot`` by default) is on PATH."""
+    return shutil.which(engine) is not None
+
+
+def _require(engine):
+    if not dot_available(engine):
+        raise DotNotFoundError(engine)
+
+
+class Digraph(graphviz.Digraph):
+    """A ``graphviz.Digraph`` whose rendering explains how to install ``dot`` when
+    it is missing, and that shows its DOT text in Jupyter instead of failing.
+
+    ``stats`` counts what the picture holds (tensors, ops per derivative order,
+    backward steps, nodes left out by ``max_nodes``).
+    """
+
+    stats = None
+
+    def render(self, *args, **kwargs):
+        _require(kwargs.get("engine") or self.engine)
+        return super().render(*args, **kwargs)
+
+    def pipe(self, *args, **kwargs):
+        _require(kwargs.get("engine") or self.engine)
+        return super().pipe(*args, **kwargs)
+
+    def view(self, *args, **kwargs):
+        _require(self.engine)
+        return super().view(*args, **kwargs)
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        if not dot_available(self.engine):
+            return {"text/plain": str(DotNotFoundError(self.engine)) + "\n\n" + self.source}
+        return super()._repr_mimebundle_(include, exclude, **kwargs)
+
+
+_FORMATS = ("svg", "png", "pdf", "jpg", "jpeg", "gif", "ps", "eps", "json", "plain")
+
+
+def render(digraph, path, format=None):
+    """Write ``digraph`` to ``path`` and return the path.
+
+    The format comes from ``format`` or the file's suffix (svg, png, pdf, ...;
+    ``.dot``/``.gv`` write the DOT text and need no Graphviz); a path without a
+    suffix gets ``.svg``. Unlike ``Digraph.render`` the file is exactly
+    ``path`` (no extra source file), written to a temporary file and renamed
+    into place. Raises :class:`DotNotFoundError` (one sentence with the install
+    command) when ``dot`` is missing.
+    """
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    fmt = (format or suffix or "svg").lower()
+    if not suffix:
+        path = f"{path}.{'dot' if fmt == 'gv' else fmt}"
+    if fmt in ("dot", "gv"):
+        data = digraph.source.encode("utf-8")
+    elif fmt in _FORMATS:
+        _require(digraph.engine)
+        data = graphviz.Digraph.pipe(digraph, format=fmt)
+    else:
+        raise ValueError(f"render: unknown format {fmt!r}; use one of "
+                         f"{', '.join(_FORMATS + ('dot', 'gv'))}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".graph-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        # os.open with 0o666 honours the umask, as a plain open() would
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Labels
+# ---------------------------------------------------------------------------
+
+def _esc(text):
+    """Escape the characters that structure a record label."""
+    text = str(text).replace("\\", "\\\\")
+    for ch in '{}|<>"':
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def _num(x):
+    """micrograd's %.4f, switching to exponent notation for huge or tiny numbers."""
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (complex, np.complexfloating)):
+        return f"{_num(x.real)}{'+' if x.imag >= 0 else '-'}{_num(abs(x.imag))}j"
+    x = float(x) + 0.0  # + 0.0 turns -0.0 into 0.0
+    if math.isnan(x) or math.isinf(x):
+        return str(x)
+    if x == 0 or 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4f}"
+    return f"{x:.3e}"
+
+
+def _values(array, limit=6):
+    """Values as nested lists, or the first and last few when there are many."""
+    if array.ndim == 0:
+        return _num(array.item())
+    if array.size <= limit:
+        def nest(a):
+            return "[" + ", ".join(nest(v) if a.ndim > 1 else _num(v) for v in a) + "]"
+        return nest(array)
+    flat = array.reshape(-1)
+    head = ", ".join(_num(v) for v in flat[:3])
+    tail = ", ".join(_num(v) for v in flat[-2:])
+    return f"[{head}, …, {tail}]"
+
+
+def _host(t):
+    return t.numpy() if isinstance(t, Tensor) else np.asarray(t)
+
+
+def _shape(shape):
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _attr_text(attrs):
+    """The op's non-tensor arguments, short (``dims=(0,)``), or ''."""
+    if not isinstance(attrs, dict) or not attrs:
+        return ""
+    parts = []
+    for key, value in attrs.items():
+        text = repr(value) if not hasattr(value, "shape") else f"array{_shape(value.shape)}"
+        parts.append(f"{key}={text if len(text) <= 16 else text[:15] + '…'}")
+    text = ", ".join(parts)
+    return text if len(text) <= 32 else text[:31] + "…"
+
+
+# ---------------------------------------------------------------------------
+# The graph model: items (future nodes) and edges, before any DOT is written
+# ---------------------------------------------------------------------------
+
+class _Item:
+    """One future node. ``kind``: tensor, const, op, seed, bw, sink, module, summary.
+    ``group``: the module it belongs to; ``cluster``: where it is drawn."""
+
+    __slots__ = ("cluster", "group", "index", "kind", "members", "obj", "order", "section")
+
+    def __init__(self, index, kind, obj, order, section):
+        self.index, self.kind, self.obj, self.order = index, kind, obj, order
+        self.section, self.group, self.cluster, self.members = section, None, None, None
+
+
+class _Model:
+    def __init__(self):
+        self.items = []
+        self.edges = []  # (src index, dst index, attrs dict or None)
+
+    def add(self, kind, obj, order, section):
+        item = _Item(len(self.items), kind, obj, order, section)
+        self.items.append(item)
+        return item.index
+
+
+def _order(node):
+    return getattr(node, "order", 0) or 0
+
+
+def _walk_forward(model, root):
+    """Breadth first from the root: one item per tensor, op and raw constant."""
+    tensor_item = {root: model.add("tensor", root, None, "forward")}
+    op_item = {}      # output tensor -> its op's item
+    consumers = {}    # tensor item -> op items consuming it
+    queue = deque([root])
+    while queue:
+        t = queue.popleft()
+        node = t._node
+        if node is None:
+            continue
+        op = model.add("op", t, _order(node), "forward")
+        op_item[t] = op
+        model.items[tensor_item[t]].order = _order(node)
+        model.edges.append((op, tensor_item[t], None))
+        inputs = node.inputs
+        if inputs is None:  # freed by a backward without retain_graph
+            continue
+        for inp in inputs:
+            if inp is None:
+                continue
+            if isinstance(inp, Tensor):
+                j = tensor_item.get(inp)
+                if j is None:
+                    j = tensor_item[inp] = model.add("tensor", inp, None, "forward")
+                    queue.append(inp)
+            else:
+                j = model.add("const", inp, None, "forward")
+            consumers.setdefault(j, []).append(op)
+            model.edges.append((j, op, None))
+    return tensor_item, op_item, consumers
+
+
+_UNKNOWN = object()  # "a gradient arrives here" when values are not computed
+
+
+def _simulate_backward(root, values):
+    """Replay the engine's backward walk (tinygrad_opt/autograd/engine.py) on
+    the root, computing nothing that lasts: no .grad is set, no node is freed.
+
+    Returns (steps, sinks_and_steps, edge_grads, totals): the tensors whose
+    backward function runs, in the engine's order; the same interleaved with the
+    leaves that receive a gradient; the gradient each backward hands to each
+    input ((tensor, input position) -> Tensor); the total gradient of each
+    tensor. With ``values`` False only the order is worked out.
+    """
+    if not root.requires_grad:  # nothing to differentiate
+        return [], [], {}, {}
+    counts = {}  # consumer counts along edges that need a gradient, as the engine's
+    stack = [root] if root._node is not None else []
+    seen = set(stack)
+    while stack:
+        node = stack.pop()._node
+        if node.inputs is None:
+            continue
+        for inp, needed in zip(node.inputs, node.needs_input_grad):
+            if needed:
+                if inp in counts:
+                    counts[inp] += 1
+                else:
+                    counts[inp] = 1
+                    if inp._node is not None and inp not in seen:
+                        seen.add(inp)
+                        stack.append(inp)
+    if values:
+        from .tensor import _seed_gradient
+        seed = _seed_gradient("draw_graph", root, None)
+    else:
+        seed = _UNKNOWN
+    grads, totals, edge_grads = {root: seed}, {}, {}
+    steps, visits = [], []
+    ready = [root]
+    while ready:
+        t = ready.pop()  # a stack, exactly as the engine's `ready`
+        g = grads.pop(t)
+        totals[t] = g
+        visits.append(t)
+        node = t._node
+        if node is None:
+            continue
+        steps.append(t)
+        inputs = node.inputs
+        if inputs is None:
+            continue
+        input_grads = node.op.vjp(node, g, t) if values else None
+        for i, (inp, needed) in enumerate(zip(inputs, node.needs_input_grad)):
+            if not needed:
+                continue
+            gi = input_grads[i] if values else _UNKNOWN
+            if gi is not None:
+                if values and gi.data.shape != inp.data.shape:
+                    gi = gi.sum_to(inp.data.shape)
+                edge_grads[(t, i)] = gi
+                if inp in grads and values:
+                    grads[inp] = grads[inp] + gi
+                elif inp not in grads:
+                    grads[inp] = gi
+            counts[inp] -= 1
+            if counts[inp] == 0:
+                if inp in grads:
+                    ready.append(inp)
+                else:
+                    _skip(inp, counts, ready, grads)
+    return steps, visits, edge_grads, totals
+
+
+def _skip(tensor, counts, ready, grads):
+    """As the engine's _skip: a tensor no gradient reached releases its inputs."""
+    stack = [tensor]
+    while stack:
+        node = stack.pop()._node
+        if node is None or node.inputs is None:
+            continue
+        for inp, needed in zip(node.inputs, node.needs_input_grad):
+            if needed:
+                counts[inp] -= 1
+                if counts[inp] == 0:
+                    (ready.append(inp) if inp in grads else stack.append(inp))
+
+
+def _backward_info(root, want_values, n_ops):
+    """The engine's order and, when they make sense, the gradients."""
+    values = (want_values and root.requires_grad and root.data.size == 1
+              and n_ops <= GRADIENT_LIMIT)
+    if values:
+        try:
+            with function.no_grad(), np.errstate(all="ignore"):
+                return _simulate_backward(root, True), True
+        except (ArithmeticError, ValueError, TypeError, RuntimeError, IndexError,
+                AttributeError):  # a backward that cannot run here: draw the structure
+            pass
+    return _simulate_backward(root, False), False
+
+
+# ---------------------------------------------------------------------------
+# Modules: parameters named `layers.0.weight` belong to the module `layers.0`
+# ---------------------------------------------------------------------------
+
+def _param_names(params):
+    """{tensor: name} from a dict, a Module (named_parameters) or (name, tensor) pairs."""
+    if params is None:
+        return {}, {}
+    kinds = {}
+    if hasattr(params, "named_parameters"):
+        if hasattr(params, "named_modules"):
+            kinds = {name: type(m).__name__ for name, m in params.named_modules() if name}
+        pairs = list(params.named_parameters())
+    elif isinstance(params, dict):
+        pairs = list(params.items())
+    else:
+        try:
+            pairs = [(str(name), t) for name, t in params]
+        except (TypeError, ValueError):
+            raise TypeError("draw_graph: params must be a dict {name: tensor}, a Module or "
+                            f"(name, tensor) pairs; got {type(params).__name__}.") from None
+    names = {}
+    for name, t in pairs:
+        if isinstance(t, Tensor) and t not in names:
+            names[t] = str(name)
+    return names, kinds
+
+
+def _assign_modules(model, names, tensor_item, op_item, consumers):
+    """Group order-0 ops into the module whose parameters they use: an op that
+    consumes a parameter of M, or lies downstream of M's parameters and upstream
+    of an op that consumes one (x Wᵀ between W and + b), belongs to M."""
+    items = model.items
+    modules = {}
+    for t, name in names.items():
+        if t in tensor_item and "." in name:
+            modules.setdefault(name.rsplit(".", 1)[0], []).append(tensor_item[t])
+    producer = {tensor_item[t]: op for t, op in op_item.items()}
+    out_of = {op: tensor_item[t] for t, op in op_item.items()}
+
+    def forward_ops(j):
+        return [op for op in consumers.get(j, ()) if items[op].order == 0]
+
+    for module, params in modules.items():
+        direct = {op for j in params for op in forward_ops(j)}
+        down, stack = set(), list(params)
+        while stack:
+            for op in forward_ops(stack.pop()):
+                if op not in down:
+                    down.add(op)
+                    stack.append(out_of[op])
+        up, stack = set(), list(direct)
+        while stack:
+            op = stack.pop()
+            t = items[op].obj
+            for inp in t._node.inputs or ():
+                j = tensor_item.get(inp) if isinstance(inp, Tensor) else None
+                k = producer.get(j)
+                if k is not None and items[k].order == 0 and k not in up:
+                    up.add(k)
+                    stack.append(k)
+        for op in sorted(direct | (down & up)):
+            if items[op].group is None:
+                items[op].group = module
+                items[out_of[op]].group = module
+        for j in params:
+            if items[j].group is None:
+                items[j].group = module
+    # numbers go with their consumers when these agree (a batch X stays outside)
+    for j, ops in consumers.items():
+        item = items[j]
+        if item.group is None and item.kind == "const":
+            groups = {items[op].group for op in ops}
+            if len(groups) == 1:
+                item.group = groups.pop()
+
+
+def _forward_clusters(model, consumers):
+    """Order-k nodes go to the cluster of order k, order-0 ones to their module;
+    a constant follows its consumers when they all sit in one cluster."""
+    items = model.items
+    for item in items:
+        if item.kind == "op" or (item.kind == "tensor" and item.obj._node is not None):
+            if item.order:
+                item.cluster = ("order", item.order)
+            elif item.group is not None:
+                item.cluster = ("module", item.group)
+        elif item.kind == "tensor" and item.obj.requires_grad:
+            item.cluster = ("module", item.group) if item.group is not None else None
+    for j, ops in consumers.items():
+        item = items[j]
+        if item.kind == "const" or (item.obj._node is None and not item.obj.requires_grad):
+            found = {items[op].cluster for op in ops}
+            if len(found) == 1:
+                cluster = found.pop()
+                # a number goes anywhere; a constant tensor (a batch X, a target, a
+                # backward's seed or mask) only into the cluster of a derivative order
+                if item.kind == "const" or (cluster is not None and cluster[0] == "order"):
+                    item.cluster = cluster
+
+
+def _add_backward(model, ctx, steps, visits, edge_grads, group_of):
+    """The backward section: a seed, one node per backward function in the
+    engine's order (and per leaf that collects a gradient), and edges along
+    which the gradients flow, labelled with them."""
+    root = ctx.root
+    seed = model.add("seed", root, None, "backward")
+    item_of = {}
+    for t in visits:
+        node = t._node
+        kind = "sink" if node is None else "bw"
+        j = model.add(kind, t, None if node is None else _order(node), "backward")
+        item = model.items[j]
+        item.group = group_of.get(t)
+        if item.order:
+            item.cluster = ("order", item.order)
+        elif item.group is not None:
+            item.cluster = ("module", item.group)
+        item_of[t] = j
+    ctx.step_of = {t: k for k, t in enumerate(steps, 1)}
+    if root in item_of:
+        model.edges.append((seed, item_of[root], _flow_attrs(ctx, ctx.seed_gradient, root)))
+    for t in steps:
+        node = t._node
+        if node.inputs is None:
+            continue
+        for i, (inp, needed) in enumerate(zip(node.inputs, node.needs_input_grad)):
+            if needed and inp in item_of:
+                g = edge_grads.get((t, i))
+                attrs = _flow_attrs(ctx, g, inp)
+                if g is None:
+                    attrs.update(style="dashed", label="None")
+                model.edges.append((item_of[t], item_of[inp], attrs))
+
+
+def _flow_attrs(ctx, g, target):
+    """A backward edge: drawn against the layout (dir=back) so that the backward
+    graph lines up with the forward one; labelled with the gradient it carries."""
+    attrs = {"_flip": True, "fontsize": "9"}
+    if ctx.have_values and g is not None and g is not _UNKNOWN:
+        attrs["label"] = _values(_host(g)) if g.data.size <= TINY else _shape(g.shape)
+    elif target.data.size > TINY or not ctx.have_values:
+        attrs["label"] = _shape(target.shape) if target.data.size > 1 else ""
+    if not attrs.get("label"):
+        attrs.pop("label", None)
+    return attrs
+
+
+def draw_graph(root, *, params=None, mode="forward", show_data="auto", show_grad=True,
+               max_nodes=None, rankdir="LR", legend=False):
+    """Draw the compute graph that produced ``root``; returns a ``graphviz.Digraph``.
+
+    Args:
+        root: the Tensor to draw (a loss, a gradient from ``tg.grad(...,
+            create_graph=True)``, a Hessian-vector product, ...).
+        params: names for the leaves: a dict ``{name: tensor}``, a Module
+            (``layers.0.weight``; its modules become clusters) or (name, tensor)
+            pairs. A tensor's own ``.name`` is used otherwise.
+        mode: "forward" (tensors and ops), "backward" (the backward functions
+            numbered in the order the engine runs them, each edge labelled with
+            the gradient it hands on, the leaves collecting theirs) or "both"
+            (the two, each in its own cluster).
+        show_data: "auto" (values for tensors of at most ``TINY`` elements,
+            shape and dtype for larger ones), True (values for all, abbreviated)
+            or False (shape and dtype only).
+        show_grad: show ∂root/∂tensor in the labels (computed for the picture,
+            nothing is changed) when ``root`` is a scalar, else the leaves' ``.grad``.
+        max_nodes: draw at most this many nodes: modules collapse to one node
+            each, then what lies furthest from the root becomes one summary node.
+        rankdir: "LR" (inputs on the left, as micrograd), "TB", "RL" or "BT".
+        legend: also draw the colour legend (one node).
+
+    The nodes built by a ``create_graph=True`` backward get their own colour and
+    a cluster per derivative order. The DOT text is ``.source``; render with
+    ``.render(...)`` or :func:`render` (both need Graphviz's ``dot``). Draw
+    before ``backward()``, or pass ``retain_graph=True`` to it: a backward
+    without it frees the graph (such nodes are drawn with a red dashed border).
+
+    Example::
+
+        a = tg.tensor(2.0, requires_grad=True, name="a")
+        b = tg.tensor(-3.0, requires_grad=True, name="b")
+        L = a * b + a.tanh()
+        tg.draw_graph(L).render("L", format="svg")
+    """
+    if not isinstance(root, Tensor):
+        raise TypeError(f"draw_graph: root must be a Tensor, got {type(root).__name__}.")
+    if mode not in ("forward", "backward", "both"):
+        raise ValueError(f"draw_graph: mode must be 'forward', 'backward' or 'both', got "
+                         f"{mode!r}.")
+    if not (show_data == "auto" or show_data is True or show_data is False):
+        raise ValueError(f"draw_graph: show_data must be 'auto', True or False, got "
+                         f"{show_data!r}.")
+    if rankdir not in ("LR", "TB", "RL", "BT"):
+        raise ValueError(f"draw_graph: rankdir must be 'LR', 'TB', 'RL' or 'BT', got "
+                         f"{rankdir!r}.")
+    if max_nodes is not None and (isinstance(max_nodes, bool) or not isinstance(
+            max_nodes, (int, np.integer)) or max_nodes < 2):
+        raise ValueError(f"draw_graph: max_nodes must be an integer >= 2 (room for the output "
+                         f"and a summary node), got {max_nodes!r}.")
+    names, kinds = _param_names(params)
+
+    forward = _Model()
+    tensor_item, op_item, consumers = _walk_forward(forward, root)
+    _assign_modules(forward, names, tensor_item, op_item, consumers)
+    _forward_clusters(forward, consumers)
+
+    want_values = bool(show_grad) or mode != "forward"
+    (steps, visits, edge_grads, totals), have_values = _backward_info(
+        root, want_values, len(op_item))
+    ctx = _Context(root, names, kinds, show_data, show_grad, have_values, totals, rankdir)
+
+    model = forward if mode != "backward" else _Model()
+    if mode != "forward":
+        group_of = {t: forward.items[j].group for t, j in op_item.items()}
+        group_of.update((t, forward.items[j].group) for t, j in tensor_item.items()
+                        if t._node is None)
+        first = len(model.items)
+        _add_backward(model, ctx, steps, visits, edge_grads, group_of)
+        if mode == "both":
+            model.edges.append((tensor_item[root], first,
+                                {"style": "dotted", "label": "backward()", "fontsize": "9"}))
+    stats = {
+        "tensors": sum(1 for i in forward.items if i.kind == "tensor"),
+        "constants": sum(1 for i in forward.items if i.kind == "const"),
+        "ops": len(op_item),
+        "ops_by_order": _count_orders(forward.items),
+        "backward_steps": len(steps),
+        "freed": sum(1 for t in op_item if t._node.inputs is None),
+    }
+    return _emit(model, ctx, mode, max_nodes, rankdir, legend, stats)
+
+
+def _count_orders(items):
+    counts = {}
+    for item in items:
+        if item.kind == "op":
+            counts[item.order] = counts.get(item.order, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+class _Context:
+    """What labels need: the root, names, the display switches, the gradients."""
+
+    def __init__(self, root, names, kinds, show_data, show_grad, have_values, totals,
+                 rankdir):
+        self.root, self.names, self.kinds, self.rankdir = root, names, kinds, rankdir
+        self.show_data, self.show_grad = show_data, show_grad
+        self.have_values, self.totals = have_values, totals
+        self.step_of = {}
+        seed = totals.get(root)
+        self.seed_gradient = seed if have_values else None
+
+    def name(self, t):
+        return self.names.get(t) or t.name
+
+    def gradient(self, t):
+        """∂root/∂t when computed, else a leaf's .grad, else None."""
+        if self.have_values:
+            g = self.totals.get(t)
+            return None if g is _UNKNOWN else g
+        return t.grad if t._node is None else None
+
+    def record(self, fields):
+        """Record fields side by side: braces turn them across a left-right layout."""
+        text = " | ".join(fields)
+        return "{ " + text + " }" if self.rankdir in ("LR", "RL") else text
+
+    def shows_values(self, t):
+        return self.show_data is True or (self.show_data == "auto" and t.data.size <= TINY)
+
+
+# ---------------------------------------------------------------------------
+# Folding (max_nodes) and writing the DOT text
+# ---------------------------------------------------------------------------
+
+def _fold(model, indices, budget, keep_first):
+    """Bring one section down to ``budget`` nodes. Returns (visible, rep): the
+    visible item indices in order and a map from hidden items to the node that
+    stands for them. Modules collapse first; then everything past the first
+    budget - 1 nodes becomes one summary node. ``keep_first`` items (the output)
+    never collapse into a module."""
+    items, rep, visible = model.items, {}, list(indices)
+    if budget is None or len(visible) <= budget:
+        return visible, rep
+    groups = {}
+    for i in visible[keep_first:]:
+        if items[i].group is not None and items[i].kind not in ("seed", "summary"):
+            groups.setdefault(items[i].group, []).append(i)
+    if groups:
+        section = items[visible[0]].section
+        first_member = {}
+        for group, members in groups.items():
+            m = model.add("module", group, None, section)
+            items[m].members = members
+            first_member[members[0]] = m
+            for i in members:
+                rep[i] = m
+        visible = [first_member.get(i, i) for i in visible if i not in rep or i in first_member]
+    if len(visible) > budget:
+        cut = max(budget - 1, 0)
+        hidden = visible[cut:]
+        s = model.add("summary", None, None, items[visible[0]].section)
+        members = []
+        for v in hidden:
+            members.extend(items[v].members or [v])
+            rep[v] = s
+        items[s].members = members
+        for i, r in list(rep.items()):
+            if r in hidden:
+                rep[i] = s
+        visible = visible[:cut] + [s]
+    return visible, rep
+
+
+def _emit(model, ctx, mode, max_nodes, rankdir, legend, stats):
+    items = model.items
+    sections = [s for s in ("forward", "backward") if mode in (s, "both")]
+    by_section = {s: [i.index for i in items if i.section == s] for s in sections}
+    budgets = dict.fromkeys(sections)
+    if max_nodes is not None:
+        room = max_nodes - (1 if legend else 0)
+        if len(sections) == 2:
+            budgets = {"forward": max(room - room // 2, 1), "backward": max(room // 2, 1)}
+        else:
+            budgets = {sections[0]: max(room, 1)}
+    visible, rep = {}, {}
+    for s in sections:
+        visible[s], r = _fold(model, by_section[s], budgets[s], keep_first=2)
+        rep.update(r)
+    hidden = sum(len(items[v].members) for s in sections for v in visible[s]
+                 if items[v].kind == "summary")
+    stats["hidden"] = hidden
+
+    dot = Digraph(graph_attr={"rankdir": rankdir},
+                  node_attr={"fontsize": "11", "height": "0.3"},
+                  edge_attr={"fontsize": "9", "arrowsize": "0.7"})
+    dot.stats = stats
+    if stats["freed"]:
+        dot.attr(label=f"{stats['freed']} op(s) were freed by a backward(): draw before "
+                       "backward() or pass retain_graph=True to it", labelloc="t",
+                 fontcolor=FREED)
+    for s in sections:
+        if len(sections) == 2:
+            title = "forward" if s == "forward" else "backward (steps in the engine's order)"
+            with dot.subgraph(name=f"cluster_{s}") as sub:
+                sub.attr(label=title, style="rounded", color="#969696")
+                _emit_section(sub, model, ctx, visible[s], s)
+        else:
+            _emit_section(dot, model, ctx, visible[s], s)
+    if legend:
+        dot.node("legend", _legend_label(stats), shape="plaintext")
+
+    seen = set()
+    for a, b, attrs in model.edges:
+        ra, rb = rep.get(a, a), rep.get(b, b)
+        if ra == rb:
+            continue
+        attrs = dict(attrs or {})
+        if (ra, rb) != (a, b):  # an edge into or out of a folded node: once, unlabelled
+            if (ra, rb) in seen:
+                continue
+            seen.add((ra, rb))
+            attrs.pop("label", None)
+        if attrs.pop("_flip", False):
+            dot.edge(_id(items[rb]), _id(items[ra]), dir="back", **attrs)
+        else:
+            dot.edge(_id(items[ra]), _id(items[rb]), **attrs)
+    return dot
+
+
+def _id(item):
+    return f"n{item.index}"
+
+
+def _emit_section(graph, model, ctx, visible, section):
+    items = model.items
+    clusters = {}
+    loose = []
+    for i in visible:
+        key = items[i].cluster if items[i].kind not in ("module", "summary") else None
+        (clusters.setdefault(key, []) if key is not None else loose).append(i)
+    for n, (key, members) in enumerate(clusters.items()):
+        kind, value = key
+        name = f"cluster_{section}_order{value}" if kind == "order" else \
+            f"cluster_{section}_module{n}"
+        with graph.subgraph(name=name) as sub:
+            if kind == "order":
+                sub.attr(label=f"order {value}: built by a create_graph=True backward",
+                         style="rounded,dashed", color=_order_line(value),
+                         fontcolor=_order_line(value))
+            else:
+                kind_name = ctx.kinds.get(value)
+                sub.attr(label=f"{value} ({kind_name})" if kind_name else value,
+                         style="rounded", color=MODULE_LINE, fontcolor=MODULE_LINE)
+            for i in members:
+                _emit_node(sub, items[i], ctx)
+    for i in loose:
+        _emit_node(graph, items[i], ctx)
+
+
+def _emit_node(graph, item, ctx):
+    kind, t = item.kind, item.obj
+    if kind == "tensor":
+        graph.node(_id(item), _tensor_label(t, ctx), shape="record", style="filled",
+                   fillcolor=_tensor_fill(t, ctx), tooltip=_tooltip(t, ctx))
+    elif kind == "const":
+        graph.node(_id(item), _const_label(t), shape="box", style="filled", fillcolor=CONST,
+                   fontsize="10")
+    elif kind == "op":
+        node = t._node
+        label = node.name
+        extra = _attr_text(node.attrs)
+        if extra:
+            label += "\\n" + extra
+        attrs = {"shape": "ellipse", "style": "filled", "fontsize": "10",
+                 "fillcolor": _order_fill(item.order) if item.order else OP_FILL,
+                 "tooltip": f"{node.name}, derivative order {item.order}"}
+        if node.inputs is None:
+            label += "\\n(freed)"
+            attrs.update(style="filled,dashed", color=FREED)
+        graph.node(_id(item), label, **attrs)
+    elif kind == "bw":
+        node = t._node
+        attrs = {"shape": "box", "style": "filled,rounded", "fontsize": "10",
+                 "fillcolor": _order_fill(item.order) if item.order else BACKWARD_FILL,
+                 "tooltip": f"step {ctx.step_of.get(t)} of the backward pass"}
+        if node.inputs is None:
+            attrs.update(style="filled,rounded,dashed", color=FREED)
+        graph.node(_id(item), f"#{ctx.step_of.get(t)} {node.name}Backward", **attrs)
+    elif kind == "sink":
+        graph.node(_id(item), _sink_label(t, ctx), shape="record", style="filled",
+                   fillcolor=LEAF if t is not ctx.root else OUTPUT, tooltip=_tooltip(t, ctx))
+    elif kind == "seed":
+        g = ctx.seed_gradient
+        value = _values(_host(g)) if g is not None else _shape(t.shape)
+        if not t.requires_grad:
+            value = "none: the output does not require grad"
+        graph.node(_id(item), ctx.record(["grad of output", _esc(value)]), shape="record",
+                   style="filled", fillcolor=OUTPUT)
+    elif kind == "module":
+        graph.node(_id(item), _module_label(item, ctx, item.members), shape="box3d",
+                   style="filled", fillcolor="#deebf7", color=MODULE_LINE)
+    elif kind == "summary":
+        graph.node(_id(item), f"… {len(item.members)} more nodes\\nraise max_nodes to draw "
+                              "them", shape="note", style="filled", fillcolor="#f0f0f0",
+                   fontsize="10")
+
+
+def _tensor_fill(t, ctx):
+    if t is ctx.root:
+        return OUTPUT
+    if t._node is None:
+        return LEAF if t.requires_grad else CONST
+    order = _order(t._node)
+    return _order_fill(order) if order else INTER
+
+
+def _tensor_label(t, ctx):
+    fields = []
+    name = ctx.name(t)
+    if name:
+        fields.append(_esc(name))
+    shows = ctx.shows_values(t)
+    if shows:
+        fields.append("data " + _esc(_values(_host(t))))
+        if t.data.size > TINY:
+            fields.append(_shape(t.shape))
+    else:
+        fields += [_shape(t.shape), str(t.dtype)]
+    if ctx.show_grad and t.requires_grad:
+        g = ctx.gradient(t)
+        if g is not None:
+            fields.append(_grad_text(g, shows))
+    return ctx.record(fields)
+
+
+def _grad_text(g, shows):
+    if shows:
+        return "grad " + _esc(_values(_host(g)))
+    return "‖grad‖ " + _num(float(np.linalg.norm(_host(g).astype(np.float64).ravel())))
+
+
+def _sink_label(t, ctx):
+    fields = [_esc(ctx.name(t) or "leaf")]
+    g = ctx.gradient(t) if ctx.have_values else None
+    shows = t.data.size <= TINY
+    if not shows:
+        fields.append(_shape(t.shape))
+    fields.append(_grad_text(g, shows) if g is not None else "→ .grad")
+    return ctx.record(fields)
+
+
+def _const_label(value):
+    if isinstance(value, (int, float, complex, np.number, bool)):
+        return _num(value)
+    if hasattr(value, "shape"):
+        array = np.asarray(value) if isinstance(value, np.ndarray) else None
+        if array is not None and array.size <= TINY:
+            return _values(array)
+        return f"array {_shape(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 24 else text[:23] + "…"
+
+
+def _tooltip(t, ctx):
+    name = ctx.name(t) or "tensor"
+    grad = "requires grad" if t.requires_grad else "no grad"
+    return f"{name}: shape {_shape(t.shape)}, {t.dtype}, {grad}"
+
+
+def _module_label(item, ctx, members):
+    kind = ctx.kinds.get(item.obj)
+    title = f"{item.obj} ({kind})" if kind else str(item.obj)
+    return f"{title}\\n{len(members)} nodes folded"
+
+
+def _legend_label(stats):
+    rows = [(LEAF, "leaf that requires grad"), (CONST, "constant (no grad)"),
+            (INTER, "intermediate tensor"), (OUTPUT, "output"), (OP_FILL, "op"),
+            (BACKWARD_FILL, "backward function (#k: engine order)")]
+    for k in stats["ops_by_order"]:
+        if k:
+            rows.append((_order_fill(k), f"built by backward, order {k}"))
+    counts = ", ".join(f"order {k}: {n}" for k, n in stats["ops_by_order"].items())
+    cells = "".join(f'<TR><TD BGCOLOR="{c}" WIDTH="18"></TD><TD ALIGN="LEFT">{text}</TD></TR>'
+                    for c, text in rows)
+    return (f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="2"><TR><TD COLSPAN="2">'
+            f'<B>legend</B></TD></TR>{cells}<TR><TD COLSPAN="2">ops by order: {counts}'
+            f'</TD></TR></TABLE>>')

@@ -1,0 +1,103 @@
+"""Full-batch gradient descent with a line search: the lecture's "optimal learning rate"."""
+
+from . import line_search as ls
+from ._second_order import SecondOrderOptimizer, host
+from .optimizer import check_number
+
+LINE_SEARCHES = (None, "armijo", "strong_wolfe", "exact")
+
+
+class GD(SecondOrderOptimizer):
+    r"""Gradient descent θ ← θ - t ∇L(θ), with the step t from a line search.
+
+    The lecture's side note: instead of a hand-tuned learning rate, take the
+    step that minimises the loss along the negative gradient,
+    t = argmin_α L(θ - α∇L). ``line_search`` picks how:
+
+    * ``None`` -- the fixed step ``lr`` (plain gradient descent);
+    * ``"exact"`` -- t = ∇Lᵀ∇L / ∇Lᵀ∇²L∇L from one Hessian-vector product:
+      exactly argmin_α when L is quadratic (steepest descent); when the
+      curvature along -∇L is not positive it falls back to Armijo;
+    * ``"armijo"`` -- backtracking from ``lr`` to sufficient decrease;
+    * ``"strong_wolfe"`` -- PyTorch's strong Wolfe search from ``lr``.
+
+    Closure contract of the second-order family: ``closure()`` returns the
+    loss with its graph and the optimizer differentiates it; one
+    ``step(closure)`` is one iteration and returns the loss at its start.
+    The record (``state[first param]``) holds ``nit``, ``nfev``, ``njev``,
+    ``nhev``, ``loss_history``, ``step_size`` and ``message``.
+
+    Args:
+        params: the parameters (one group).
+        lr (float): the fixed step, or the first trial of a line search (default 1).
+        line_search (str or None): see above (default ``"armijo"``).
+        c1, c2 (float): the Armijo and curvature constants (1e-4, 0.9).
+        tolerance_grad (float): no step once max|∇L| <= this (default 1e-7).
+    """
+
+    def __init__(self, params, lr=1.0, line_search="armijo", c1=1e-4, c2=0.9,
+                 tolerance_grad=1e-7):
+        if line_search not in LINE_SEARCHES:
+            raise ValueError(f"GD: line_search must be one of {LINE_SEARCHES}, got "
+                             f"{line_search!r}.")
+        check_number("lr", lr, 0.0, low_open=True, what="learning rate")
+        defaults = dict(lr=lr, line_search=line_search, c1=c1, c2=c2,
+                        tolerance_grad=tolerance_grad)
+        super().__init__(params, defaults)
+
+    def _iterate(self, closure, record):
+        group = self.param_groups[0]
+        xp = self._xp
+        want_hvp = group["line_search"] == "exact"
+        loss, grads, g = self._loss_and_grad(closure, create_graph=want_hvp)
+        f0, gnorm_max, gg = host(xp, loss.data.reshape(()), xp.abs(g).max(), (g * g).sum())
+        record["nit"] += 1
+        record["loss_history"].append(f0)
+        self._set_grads(g)
+        result = loss.detach()
+        if gnorm_max <= group["tolerance_grad"]:
+            self._finish(record, "converged: max|g| <= tolerance_grad")
+            return result
+        d = -g
+        search = group["line_search"]
+        t = group["lr"]
+        if search == "exact":
+            t = self._exact_step(grads, g, gg, record)
+            if t is None:
+                search = "armijo"
+                t = group["lr"]
+        if search == "armijo":
+            x0 = self._gather()
+            t, _, _, ok = ls._armijo(self._phi_value(closure, x0, d), f0, -gg, t, group["c1"])
+            self._assign(x0)
+            if not ok:
+                self._finish(record, "stopped: the Armijo line search found no decrease",
+                             converged=False)
+                return result
+        elif search == "strong_wolfe":
+            x0 = self._gather()
+            (d_norm,) = host(xp, xp.abs(d).max())
+            _, _, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g, -gg,
+                                             group["c1"], group["c2"])
+            self._assign(x0)
+        self._add(d, t)
+        record["step_size"] = t
+        return result
+
+    def _exact_step(self, grads, g, gg, record):
+        """t = gᵀg / gᵀHg by double backward (None if the curvature is not positive)."""
+        from ..autograd import grad
+        from ..function import enable_grad
+        from ..tensor import Tensor
+
+        with enable_grad():
+            pairs = [(gi * Tensor._make(v, False, None)).sum()
+                     for gi, v in zip(grads, self._views(g)) if gi is not None]
+            total = pairs[0]
+            for p in pairs[1:]:
+                total = total + p
+            hg = grad([total], self._params, allow_unused=True) if total.requires_grad \
+                else [None] * len(self._params)
+        record["nhev"] += 1
+        (curvature,) = host(self._xp, (g * self._vector(hg)).sum())
+        return gg / curvature if curvature > 0 else None
