@@ -321,8 +321,8 @@ class LevenbergMarquardt(_LeastSquares):
       after a success, λ ×= ``lam_up`` after a failure.
 
     ``lam`` is the starting λ (default 1e-3 for Marquardt's scaling,
-    1e-3·max diag(JᵀJ) for Levenberg's); the trust-region variant starts from
-    the radius instead.
+    1e-3·λ_max(JᵀJ) for Levenberg's, 1e-3 with ``solver="cg"``, which never
+    sees JᵀJ whole); the trust-region variant starts from the radius instead.
 
     ``geodesic=True`` adds Transtrum & Sethna's geodesic acceleration (2012):
     the second directional derivative r_vv of r along the LM step v (one
