@@ -79,15 +79,24 @@ class enable_grad(_GradMode):
 
 
 class backward_depth:
-    """Marks the nodes built while a create_graph backward runs (for graph.py)."""
+    """Marks the nodes built while a create_graph backward runs (for graph.py).
+
+    Their order is one more than the highest order in the graph being
+    differentiated (``top``), so the second backward of a Hessian-vector
+    product -- which runs after the first, not inside it -- still gets order 2.
+    """
+
+    def __init__(self, top=0):
+        self.top = top
 
     def __enter__(self):
         global _backward_depth
-        _backward_depth += 1
+        self._previous = _backward_depth
+        _backward_depth = max(_backward_depth + 1, self.top + 1)
 
     def __exit__(self, *exc):
         global _backward_depth
-        _backward_depth -= 1
+        _backward_depth = self._previous
 
 
 # ---------------------------------------------------------------------------

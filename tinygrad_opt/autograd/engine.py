@@ -74,7 +74,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     previous = function.set_grad_enabled(create_graph)
     try:
         if create_graph:
-            with function.backward_depth():
+            nodes = [t._node for t in list(counts) + list(roots) if t._node is not None]
+            with function.backward_depth(max((n.order for n in nodes), default=0)):
                 _walk(ready, grads, counts, retain_graph, capture, captured, foreign)
         else:
             _walk(ready, grads, counts, retain_graph, capture, captured, foreign)
