@@ -22,13 +22,13 @@ tinygrad_opt alone.
 """
 
 import argparse
-import itertools
 import json
 import statistics
 import sys
 import time
 
 import numpy as np
+from _mlp import BETAS, EPS, LR, ours_mlp, torch_mlp, train_step
 
 import tinygrad_opt as tg
 from tinygrad_opt import cuda_kernels, nn, optim
@@ -41,18 +41,6 @@ STEP_GOAL = 1.2
 ADAM_PARAMS = 10**7
 ADAM_BYTES = 7 * 4 * ADAM_PARAMS  # read θ, g, m, v; write θ, m, v
 BANDWIDTH_GOAL = 0.70
-LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
-
-
-def init_weights(sizes, seed=0):
-    """PyTorch's default Linear init, as (weight (out, in), bias (out,)) float32 pairs."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for fan_in, fan_out in itertools.pairwise(sizes):
-        bound = 1 / np.sqrt(fan_in)
-        layers.append((rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32),
-                       rng.uniform(-bound, bound, fan_out).astype(np.float32)))
-    return layers
 
 
 def load_torch():
@@ -72,47 +60,19 @@ def load_torch():
 
 
 def ours_step(sizes, X, y):
-    model = nn.MLP(sizes)
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    for linear, (w, b) in zip(linears, init_weights(sizes)):
-        linear.weight.data[...] = w
-        linear.bias.data[...] = b
-    model.to("cuda")
+    model = ours_mlp(sizes).to("cuda")
     opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
     Xg, yg = tg.tensor(X, device="cuda"), tg.tensor(y, device="cuda")
-    cross_entropy = nn.functional.cross_entropy
-
-    def step():
-        opt.zero_grad()
-        loss = cross_entropy(model(Xg), yg)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
+    return train_step(model, opt, nn.functional.cross_entropy, Xg, yg,
+                      zero_grad_first=True, host_loss=False)
 
 
 def torch_step(torch, sizes, X, y):
-    layers = []
-    for k, (w, b) in enumerate(init_weights(sizes)):
-        linear = torch.nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(w))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers += [linear, torch.nn.ReLU()] if k < len(sizes) - 2 else [linear]
-    model = torch.nn.Sequential(*layers).cuda()
+    model = torch_mlp(torch, sizes).cuda()
     opt = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
     Xg, yg = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
-    cross_entropy = torch.nn.functional.cross_entropy
-
-    def step():
-        opt.zero_grad()
-        loss = cross_entropy(model(Xg), yg)
-        loss.backward()
-        opt.step()
-        return loss
-
-    return step
+    return train_step(model, opt, torch.nn.functional.cross_entropy, Xg, yg,
+                      zero_grad_first=True, host_loss=False)
 
 
 def synchronize(torch):

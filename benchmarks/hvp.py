@@ -28,6 +28,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")  # before numpy loads its BLAS
 
 import numpy as np
+from _mlp import unflatten
 
 import tinygrad_opt as tg
 
@@ -171,12 +172,7 @@ def hessian_case():
     shapes = [a.shape for layer in layers for a in layer]
 
     def loss(flat):
-        params, start = [], 0
-        for shape in shapes:
-            n = int(np.prod(shape))
-            params.append(flat[start:start + n].reshape(shape))
-            start += n
-        return ours_loss(params, X, y)
+        return ours_loss(unflatten(flat, shapes), X, y)
 
     w = tg.tensor(theta, dtype="float64")
 

@@ -15,7 +15,6 @@ buffers, not PyTorch's own allocator, so PyTorch's row says so).
 
 import argparse
 import gc
-import itertools
 import os
 import statistics
 import sys
@@ -38,6 +37,7 @@ if _threads_flag(sys.argv[1:]):
         os.environ[_var] = _threads_flag(sys.argv[1:])
 
 import numpy as np
+from _mlp import BETAS, EPS, LR, init_weights, ours_mlp, torch_mlp, train_step
 
 import tinygrad_opt as tg
 from tinygrad_opt import nn, optim
@@ -52,18 +52,6 @@ CONFIGS = [  # name, sizes, batch, goal (ratio to compare, bound)
     ("mid", [784, 512, 512, 10], 128, ("numpy", 1.1)),
     ("wide", [784, 2048, 2048, 10], 512, ("numpy", 1.1)),
 ]
-LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
-
-
-def init_weights(sizes, seed=0):
-    """PyTorch's default Linear init, as (weight (out, in), bias (out,)) float32 pairs."""
-    rng = np.random.default_rng(seed)
-    layers = []
-    for fan_in, fan_out in itertools.pairwise(sizes):
-        bound = 1 / np.sqrt(fan_in)
-        layers.append((rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32),
-                       rng.uniform(-bound, bound, fan_out).astype(np.float32)))
-    return layers
 
 
 # -- hand-written NumPy ------------------------------------------------------------------------
@@ -117,49 +105,20 @@ def numpy_step(sizes, X, y):
 
 
 def torch_step(sizes, X, y):
-    layers = []
-    for k, (w, b) in enumerate(init_weights(sizes)):
-        linear = torch.nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(w))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers += [linear, torch.nn.ReLU()] if k < len(sizes) - 2 else [linear]
-    model = torch.nn.Sequential(*layers)
+    model = torch_mlp(torch, sizes)
     opt = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    cross_entropy = torch.nn.functional.cross_entropy
-
-    def step():
-        loss = cross_entropy(model(Xt), yt)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss.item()
-
-    return step
+    return train_step(model, opt, torch.nn.functional.cross_entropy, torch.from_numpy(X),
+                      torch.from_numpy(y), zero_grad_first=False, host_loss=True)
 
 
 # -- tinygrad_opt ------------------------------------------------------------------------------
 
 
 def ours_step(sizes, X, y):
-    model = nn.MLP(sizes)
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    for linear, (w, b) in zip(linears, init_weights(sizes)):
-        linear.weight.data[...] = w
-        linear.bias.data[...] = b
+    model = ours_mlp(sizes)
     opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
-    Xt, yt = tg.tensor(X), tg.tensor(y)
-    cross_entropy = nn.functional.cross_entropy
-
-    def step():
-        loss = cross_entropy(model(Xt), yt)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss.item()
-
-    return step
+    return train_step(model, opt, nn.functional.cross_entropy, tg.tensor(X), tg.tensor(y),
+                      zero_grad_first=False, host_loss=True)
 
 
 # -- timing ------------------------------------------------------------------------------------

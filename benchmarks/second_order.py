@@ -28,6 +28,7 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import numpy as np
+from _mlp import unflatten
 
 import tinygrad_opt as tg
 from tinygrad_opt import optim
@@ -149,11 +150,11 @@ def rosenbrock_table():
         print(f"  {'method':34s} {'evals':>7s} {'H or Hv':>8s}")
         for label, (hit, nhev, _) in ours.items():
             mark = "" if hit is None else ("  goal met" if hit <= goal else "")
-            print(f"  {label:34s} {str(hit):>7s} {nhev:>8d}{mark}")
+            print(f"  {label:34s} {hit!s:>7s} {nhev:>8d}{mark}")
         for label, (hit, _) in theirs.items():
-            print(f"  {label:34s} {str(hit):>7s}")
+            print(f"  {label:34s} {hit!s:>7s}")
         if pt is not None:
-            print(f"  {'PyTorch LBFGS (strong Wolfe)':34s} {str(pt):>7s}")
+            print(f"  {'PyTorch LBFGS (strong Wolfe)':34s} {pt!s:>7s}")
         best = min((h for h, _, _ in ours.values() if h is not None), default=None)
         print(f"  best of ours: {best} -> goal {'met' if best is not None and best <= goal else 'NOT met'}")
 
@@ -251,16 +252,8 @@ def hessian_table():
     y = rng.integers(0, 5, 32)
     Xt, yt = tg.tensor(X, dtype="float64"), tg.tensor(y)
 
-    def unflatten(flat):
-        out, start = [], 0
-        for s in shapes:
-            n = int(np.prod(s))
-            out.append(flat[start:start + n].reshape(s))
-            start += n
-        return out
-
     def loss(flat):
-        W1, b1, W2, b2 = unflatten(flat)
+        W1, b1, W2, b2 = unflatten(flat, shapes)
         logp = ((Xt @ W1 + b1).tanh() @ W2 + b2).log_softmax(-1)
         return -logp[tg.arange(32), yt].mean()
 
@@ -283,12 +276,7 @@ def hessian_table():
         Xc, yc = torch.tensor(X), torch.tensor(y)
 
         def tloss(flat):
-            out, start = [], 0
-            for s in shapes:
-                n = int(np.prod(s))
-                out.append(flat[start:start + n].reshape(s))
-                start += n
-            W1, b1, W2, b2 = out
+            W1, b1, W2, b2 = unflatten(flat, shapes)
             return torch.nn.functional.cross_entropy(torch.tanh(Xc @ W1 + b1) @ W2 + b2, yc)
 
         wt = torch.tensor(theta)

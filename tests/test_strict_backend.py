@@ -10,11 +10,13 @@ step with each loss, devices and their error messages. Each runs on 'strict:0' a
 to the host inside the step.
 """
 
+import contextlib
 import copy
 
 import numpy as np
 import pytest
 import strict_array as strict
+from device_cases import OPT_IDS, OPTIMIZERS, derivatives, exponential_fit, quadratic, set_grads
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strict_array import StrictArray, StrictTransferError
@@ -178,41 +180,6 @@ from engine.test_ops import OPS
 HOST_INDEX_OPS = {"getitem_tensor_index"}
 
 
-def _place(value, device):
-    """Array-valued kwargs (conditions, index arrays, masks) onto the device."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        return backend.transfer(np.asarray(value), device) if device != "cpu" else value
-    if isinstance(value, tuple):
-        return tuple(_place(v, device) for v in value)
-    return value
-
-
-def _derivatives(case, arrays, kwargs, device):
-    """out, first derivatives (Jᵀw) and second derivatives (d(Jᵀw·v)/dx) of one op."""
-    rng = np.random.default_rng(7)
-    xs = [tg.tensor(a, dtype="float64", device=device, requires_grad=True) for a in arrays]
-    kwargs = {k: _place(v, device) for k, v in kwargs.items()}
-    out = case.fn(*xs, **kwargs)
-    w = tg.tensor(rng.uniform(-1, 1, out.shape), dtype="float64", device=device)
-    vs = [tg.tensor(rng.uniform(-1, 1, a.shape), dtype="float64", device=device)
-          for a in arrays]
-    with strict.no_transfers() if device != "cpu" and case not in _UPLOADING else _nothing():
-        out = case.fn(*xs, **kwargs)
-        grads = tg.grad((out * w).sum(), xs, create_graph=True, allow_unused=True)
-        live = [(g * v).sum() for g, v in zip(grads, vs) if g is not None and g.requires_grad]
-        second = tg.grad(sum(live[1:], live[0]), xs, allow_unused=True) if live \
-            else (None,) * len(xs)
-    return out, grads, second
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
 _UPLOADING = [OPS[name] for name in HOST_INDEX_OPS if name in OPS]
 
 
@@ -223,8 +190,9 @@ _UPLOADING = [OPS[name] for name in HOST_INDEX_OPS if name in OPS]
 def test_op_table_on_the_strict_device(name, data):
     case = OPS[name]
     arrays, kwargs = case.draw(data)
-    on_cpu = _derivatives(case, arrays, kwargs, "cpu")
-    on_dev = _derivatives(case, arrays, kwargs, DEV)
+    on_cpu = derivatives(case, arrays, kwargs, "cpu")
+    on_dev = derivatives(case, arrays, kwargs, DEV,
+                         guard=None if case in _UPLOADING else strict.no_transfers())
     out = on_dev[0]
     assert on_device(out), f"{name}: the forward left the device"
     for kind, cpu_ts, dev_ts in zip(("first", "second"), on_cpu[1:], on_dev[1:]):
@@ -266,49 +234,14 @@ def test_gradcheck_and_gradgradcheck_run_on_the_device():
 # Optimizers: a few steps on the device, equal to the CPU, state on the device, no transfer
 # ---------------------------------------------------------------------------------------------
 
-OPTIMIZERS = [
-    ("SGD", dict(lr=0.05)),
-    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.1)),
-    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, maximize=True)),
-    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, momentum_form="lecture")),
-    ("Adam", dict(lr=0.05, weight_decay=0.1)),
-    ("Adam", dict(lr=0.05, amsgrad=True, maximize=True, eps_inside_sqrt=True)),
-    ("AdamW", dict(lr=0.05, amsgrad=True)),
-    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.3)),
-    ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
-    ("RMSprop", dict(lr=0.01, eps_inside_sqrt=True, maximize=True)),
-    ("Adadelta", dict(lr=0.5, weight_decay=0.1, maximize=True)),
-    ("Adamax", dict(lr=0.05, weight_decay=0.1)),
-    ("NAdam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
-    ("NAdam", dict(lr=0.05, momentum_decay=0.01)),
-]
-OPT_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for n, kw in OPTIMIZERS]
 HOST_STATE = {"step", "mu_product"}  # host scalars, as PyTorch keeps `step` on the CPU
-
-
-def _quadratic(device, dtype="float64"):
-    """Parameters and a gradient rule g = c ⊙ θ + noise_t, all on ``device``."""
-    rng = np.random.default_rng(0)
-    shapes = [(3, 4), (5,)]
-    params = [tg.tensor(rng.standard_normal(s), dtype=dtype, device=device,
-                        requires_grad=True) for s in shapes]
-    curv = [tg.tensor(rng.uniform(0.1, 3.0, s), dtype=dtype, device=device) for s in shapes]
-    noise = [[tg.tensor(rng.standard_normal(s) * 0.5, dtype=dtype, device=device)
-              for s in shapes] for _ in range(6)]
-    return params, curv, noise
-
-
-def _set_grads(params, curv, noise):
-    with tg.no_grad():
-        for p, c, n in zip(params, curv, noise):
-            p.grad = p.detach() * c + n
 
 
 def _steps(opt, params, curv, noise, steps, start=0, device=DEV):
     path = []
     for t in range(start, start + steps):
-        _set_grads(params, curv, noise[t])
-        with strict.no_transfers() if device != "cpu" else _nothing():
+        set_grads(params, curv, noise[t])
+        with strict.no_transfers() if device != "cpu" else contextlib.nullcontext():
             opt.step()
         path.append([p.numpy().copy() for p in params])
     return path
@@ -323,10 +256,10 @@ def _assert_same_paths(a, b, what):
 @pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=OPT_IDS)
 def test_optimizer_steps_on_the_device(name, kw):
     tg.set_default_dtype("float64")
-    cpu_params, curv, noise = _quadratic("cpu")
+    cpu_params, curv, noise = quadratic("cpu")
     cpu_path = _steps(getattr(optim, name)(cpu_params, **kw), cpu_params, curv, noise, 4,
                       device="cpu")
-    params, curv, noise = _quadratic(DEV)
+    params, curv, noise = quadratic(DEV)
     opt = getattr(optim, name)(params, **kw)
     path = _steps(opt, params, curv, noise, 4)
     _assert_same_paths(path, cpu_path, f"{name} {kw}: step")
@@ -344,7 +277,7 @@ def test_optimizer_state_dict_moves_across_devices(name, kw):
     """Two steps on the device, the state dict loaded by an optimizer of CPU parameters,
     two more steps there: the same path as four steps on the device (and back again)."""
     tg.set_default_dtype("float64")
-    params, curv, noise = _quadratic(DEV)
+    params, curv, noise = quadratic(DEV)
     opt = getattr(optim, name)(params, **kw)
     _steps(opt, params, curv, noise, 2)
     saved, saved_params = opt.state_dict(), [p.detach().cpu() for p in params]
@@ -371,11 +304,11 @@ def test_optimizer_state_dict_moves_across_devices(name, kw):
 
 
 def test_schedulers_drive_a_device_optimizer_without_transfers():
-    params, curv, noise = _quadratic(DEV, "float32")
+    params, curv, noise = quadratic(DEV, "float32")
     opt = optim.SGD(params, lr=0.1, momentum=0.9)
     sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     for t in range(3):
-        _set_grads(params, curv, noise[t])
+        set_grads(params, curv, noise[t])
         with strict.no_transfers():
             opt.step()
             sched.step()
@@ -423,7 +356,7 @@ def _train(device, loss_name, opt_name="Adam", steps=3):
     x, y = _batch(kind, device)
     losses = []
     for _ in range(steps):
-        with strict.no_transfers() if device != "cpu" else _nothing():
+        with strict.no_transfers() if device != "cpu" else contextlib.nullcontext():
             opt.zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()
@@ -545,31 +478,9 @@ def test_second_order_methods_on_device_parameters(name):
     through backend.to_host, as .get() on CuPy)."""
     cls = _second_order(name)
     tg.set_default_dtype("float64")
-    rng = np.random.default_rng(0)
-    t_np = np.linspace(0, 1, 12)
-    y_np = 2.0 * np.exp(-1.3 * t_np) + 0.01 * rng.standard_normal(12)
-
-    def fit(device):
-        theta = tg.tensor([1.0, -0.5], dtype="float64", device=device, requires_grad=True)
-        t, y = tg.tensor(t_np, device=device), tg.tensor(y_np, device=device)
-        opt = cls([theta], **(dict(line_search_fn="strong_wolfe") if name == "LBFGS" else {}))
-
-        def closure():
-            residual = theta[0] * (theta[1] * t).exp() - y
-            if name in ("GaussNewton", "LevenbergMarquardt"):
-                return residual
-            loss = 0.5 * (residual * residual).sum()
-            if name == "LBFGS":
-                opt.zero_grad()
-                loss.backward()
-            return loss
-
-        for _ in range(5):
-            opt.step(closure)
-        return theta
-
-    on_cpu = fit("cpu")
-    on_dev = fit(DEV)
+    kw = dict(line_search_fn="strong_wolfe") if name == "LBFGS" else {}
+    on_cpu = exponential_fit(name, cls, kw, "cpu")
+    on_dev = exponential_fit(name, cls, kw, DEV)
     assert on_device(on_dev)
     np.testing.assert_allclose(on_dev.numpy(), on_cpu.numpy(), rtol=1e-10, atol=1e-12)
 

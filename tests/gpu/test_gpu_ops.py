@@ -6,12 +6,12 @@ Nothing here imports CuPy at import time.
 
 import numpy as np
 import pytest
+from device_cases import derivatives, place
 from engine.test_ops import OPS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_opt as tg
-from tinygrad_opt import backend
 from tinygrad_opt.autograd import gradcheck, gradgradcheck
 
 pytestmark = pytest.mark.gpu
@@ -19,30 +19,6 @@ GPU = "cuda:0"
 SETTINGS = settings(max_examples=5, deadline=None, derandomize=True,
                     suppress_health_check=list(HealthCheck))
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
-
-
-def _place(value, device):
-    """Array-valued kwargs (conditions, index arrays, masks) onto the device."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        return backend.transfer(np.asarray(value), device) if device != "cpu" else value
-    if isinstance(value, tuple):
-        return tuple(_place(v, device) for v in value)
-    return value
-
-
-def _derivatives(case, arrays, kwargs, device, dtype):
-    """The op's value, its first derivatives (Jᵀw) and second derivatives (∂(Jᵀw·v)/∂x)."""
-    rng = np.random.default_rng(7)
-    xs = [tg.tensor(a, dtype=dtype, device=device, requires_grad=True) for a in arrays]
-    kwargs = {k: _place(v, device) for k, v in kwargs.items()}
-    out = case.fn(*xs, **kwargs)
-    w = tg.tensor(rng.uniform(-1, 1, out.shape), dtype=dtype, device=device)
-    vs = [tg.tensor(rng.uniform(-1, 1, a.shape), dtype=dtype, device=device) for a in arrays]
-    grads = tg.grad((out * w).sum(), xs, create_graph=True, allow_unused=True)
-    live = [(g * v).sum() for g, v in zip(grads, vs) if g is not None and g.requires_grad]
-    second = tg.grad(sum(live[1:], live[0]), xs, allow_unused=True) if live \
-        else (None,) * len(xs)
-    return [out], list(grads), list(second)
 
 
 def _close(got, want, dtype, what):
@@ -58,10 +34,10 @@ def _close(got, want, dtype, what):
 def test_op_table_on_the_gpu_matches_the_cpu(name, dtype, data):
     case = OPS[name]
     arrays, kwargs = case.draw(data)
-    on_cpu = _derivatives(case, arrays, kwargs, "cpu", dtype)
-    on_gpu = _derivatives(case, arrays, kwargs, GPU, dtype)
+    out_c, *on_cpu = derivatives(case, arrays, kwargs, "cpu", dtype)
+    out_g, *on_gpu = derivatives(case, arrays, kwargs, GPU, dtype)
     for kind, cpu_ts, gpu_ts in zip(("value", "first derivative", "second derivative"),
-                                     on_cpu, on_gpu):
+                                     [[out_c], *on_cpu], [[out_g], *on_gpu]):
         for i, (c, g) in enumerate(zip(cpu_ts, gpu_ts)):
             assert (c is None) == (g is None), f"{name}: {kind} {i}"
             if g is None:
@@ -78,7 +54,7 @@ def test_op_table_on_the_gpu_matches_the_cpu(name, dtype, data):
 def test_gradcheck_and_gradgradcheck_on_the_gpu(name, data):
     case = OPS[name]
     arrays, kwargs = case.draw(data)
-    kwargs = {k: _place(v, GPU) for k, v in kwargs.items()}
+    kwargs = {k: place(v, GPU) for k, v in kwargs.items()}
     xs = [tg.tensor(a, dtype="float64", device=GPU, requires_grad=True) for a in arrays]
     assert gradcheck(lambda *ts: case.fn(*ts, **kwargs), xs)
     assert gradgradcheck(lambda *ts: case.fn(*ts, **kwargs), xs)

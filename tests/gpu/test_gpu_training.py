@@ -9,6 +9,7 @@ import copy
 
 import numpy as np
 import pytest
+from device_cases import OPT_IDS, OPTIMIZERS, exponential_fit, quadratic, set_grads
 
 import tinygrad_opt as tg
 from tinygrad_opt import cuda_kernels, nn, optim
@@ -16,52 +17,20 @@ from tinygrad_opt import cuda_kernels, nn, optim
 pytestmark = pytest.mark.gpu
 GPU = "cuda:0"
 
-OPTIMIZERS = [
-    ("SGD", dict(lr=0.05)),
-    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.1)),
-    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, maximize=True)),
-    ("SGD", dict(lr=0.05, momentum=0.9, momentum_form="lecture")),
-    ("Adam", dict(lr=0.05, weight_decay=0.1)),
-    ("Adam", dict(lr=0.05, amsgrad=True, maximize=True, eps_inside_sqrt=True)),
-    ("AdamW", dict(lr=0.05, amsgrad=True)),
-    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.3)),
-    ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.1)),
-    ("RMSprop", dict(lr=0.01, eps_inside_sqrt=True, maximize=True)),
-    ("Adadelta", dict(lr=0.5, weight_decay=0.1, maximize=True)),
-    ("Adamax", dict(lr=0.05, weight_decay=0.1)),
-    ("NAdam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True)),
-    ("NAdam", dict(lr=0.05, momentum_decay=0.01)),
-]
-IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for n, kw in OPTIMIZERS]
-
-
-def _quadratic(device, dtype, seed=0, steps=20):
-    """Parameters and a gradient rule g = c ⊙ θ + noise_t, all on ``device``."""
-    rng = np.random.default_rng(seed)
-    shapes = [(64, 33), (257,)]
-    params = [tg.tensor(rng.standard_normal(s), dtype=dtype, device=device,
-                        requires_grad=True) for s in shapes]
-    curv = [tg.tensor(rng.uniform(0.1, 3.0, s), dtype=dtype, device=device) for s in shapes]
-    noise = [[tg.tensor(rng.standard_normal(s) * 0.5, dtype=dtype, device=device)
-              for s in shapes] for _ in range(steps)]
-    return params, curv, noise
-
 
 def _run(name, kw, device, dtype, steps=20):
-    params, curv, noise = _quadratic(device, dtype, steps=steps)
+    params, curv, noise = quadratic(device, dtype, shapes=((64, 33), (257,)), steps=steps)
     opt = getattr(optim, name)(params, **kw)
     path = []
     for t in range(steps):
-        with tg.no_grad():
-            for p, c, n in zip(params, curv, noise[t]):
-                p.grad = p.detach() * c + n
+        set_grads(params, curv, noise[t])
         opt.step()
         path.append([p.numpy().copy() for p in params])
     return path, opt, params
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=IDS)
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=OPT_IDS)
 def test_each_optimizer_on_the_gpu_follows_the_cpu(name, kw, dtype):
     tg.set_default_dtype(dtype)
     cpu_path, _, _ = _run(name, kw, "cpu", dtype)
@@ -75,7 +44,7 @@ def test_each_optimizer_on_the_gpu_follows_the_cpu(name, kw, dtype):
             assert value.device == ("cpu" if key in ("step", "mu_product") else GPU), key
 
 
-@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=IDS)
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=OPT_IDS)
 def test_fused_kernels_equal_the_unfused_updates(name, kw):
     """float32, 20 steps: the fused kernel and the separate array operations agree to
     1e-6 (they are written to agree bit for bit)."""
@@ -204,31 +173,7 @@ def test_second_order_methods_on_gpu_parameters(name, kw):
     if not hasattr(optim, name):
         pytest.skip(f"optim.{name} is not there")
     tg.set_default_dtype("float64")
-    rng = np.random.default_rng(0)
-    t_np = np.linspace(0, 1, 12)
-    y_np = 2.0 * np.exp(-1.3 * t_np) + 0.01 * rng.standard_normal(12)
-
-    def fit(device):
-        theta = tg.tensor([1.0, -0.5], dtype="float64", device=device, requires_grad=True)
-        t, y = tg.tensor(t_np, device=device), tg.tensor(y_np, device=device)
-        opt = getattr(optim, name)([theta], **kw)
-        least_squares = name in ("GaussNewton", "LevenbergMarquardt")
-
-        def closure():
-            residual = theta[0] * (theta[1] * t).exp() - y
-            if least_squares:
-                return residual
-            loss = 0.5 * (residual * residual).sum()
-            if name == "LBFGS":
-                opt.zero_grad()
-                loss.backward()
-            return loss
-
-        for _ in range(5):
-            opt.step(closure)
-        return theta.numpy(), theta.device
-
-    cpu_theta, _ = fit("cpu")
-    gpu_theta, device = fit(GPU)
-    assert device == GPU
-    np.testing.assert_allclose(gpu_theta, cpu_theta, rtol=1e-8, atol=1e-10)
+    cpu_theta = exponential_fit(name, getattr(optim, name), kw, "cpu")
+    gpu_theta = exponential_fit(name, getattr(optim, name), kw, GPU)
+    assert gpu_theta.device == GPU
+    np.testing.assert_allclose(gpu_theta.numpy(), cpu_theta.numpy(), rtol=1e-8, atol=1e-10)

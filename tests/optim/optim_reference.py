@@ -6,12 +6,22 @@ a dict the rule fills on its own (t = 1 at the first step)."""
 import numpy as np
 
 
-def sgd(theta, g, state, t, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-        nesterov=False, maximize=False, momentum_form="pytorch"):
+def decay_and_sign(theta, g, lr, weight_decay, maximize, decoupled=False):
+    """The preamble every rule shares: g ← -g if maximize; then, if λ ≠ 0, either
+    θ ← θ(1 - γλ) (decoupled) or g ← g + λθ (L2 penalty). Returns (θ, g)."""
     if maximize:
         g = -g
     if weight_decay != 0:
-        g = g + weight_decay * theta
+        if decoupled:
+            theta = theta * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * theta
+    return theta, g
+
+
+def sgd(theta, g, state, t, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+        nesterov=False, maximize=False, momentum_form="pytorch"):
+    theta, g = decay_and_sign(theta, g, lr, weight_decay, maximize)
     if momentum_form == "lecture":
         # v <- mu v - lr g ; theta <- theta + v   (Nesterov: + mu (v - v_prev))
         v_prev = state.get("v", np.zeros_like(theta))
@@ -33,13 +43,8 @@ def sgd(theta, g, state, t, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
 def adam(theta, g, state, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
          amsgrad=False, maximize=False, decoupled_weight_decay=False, eps_inside_sqrt=False):
     b1, b2 = betas
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            theta = theta * (1 - lr * weight_decay)
-        else:
-            g = g + weight_decay * theta
+    theta, g = decay_and_sign(theta, g, lr, weight_decay, maximize,
+                              decoupled_weight_decay)
     m = b1 * state.get("m", 0.0) + (1 - b1) * g
     v = b2 * state.get("v", 0.0) + (1 - b2) * g * g
     state["m"], state["v"] = m, v
@@ -59,10 +64,7 @@ def adamw(theta, g, state, t, weight_decay=1e-2, **kw):
 
 def adagrad(theta, g, state, t, lr=1e-2, lr_decay=0, weight_decay=0,
             initial_accumulator_value=0, eps=1e-10, maximize=False):
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        g = g + weight_decay * theta
+    theta, g = decay_and_sign(theta, g, lr, weight_decay, maximize)
     clr = lr / (1 + (t - 1) * lr_decay)
     s = state.get("s", np.full_like(theta, initial_accumulator_value)) + g * g
     state["s"] = s
@@ -71,10 +73,7 @@ def adagrad(theta, g, state, t, lr=1e-2, lr_decay=0, weight_decay=0,
 
 def rmsprop(theta, g, state, t, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
             centered=False, maximize=False, eps_inside_sqrt=False):
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        g = g + weight_decay * theta
+    theta, g = decay_and_sign(theta, g, lr, weight_decay, maximize)
     v = alpha * state.get("v", 0.0) + (1 - alpha) * g * g
     state["v"] = v
     if centered:
@@ -90,10 +89,7 @@ def rmsprop(theta, g, state, t, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, m
 
 
 def adadelta(theta, g, state, t, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False):
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        g = g + weight_decay * theta
+    theta, g = decay_and_sign(theta, g, lr, weight_decay, maximize)
     v = rho * state.get("v", 0.0) + (1 - rho) * g * g
     u = state.get("u", np.zeros_like(theta))
     delta = np.sqrt(u + eps) / np.sqrt(v + eps) * g
@@ -104,10 +100,7 @@ def adadelta(theta, g, state, t, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maxi
 def adamax(theta, g, state, t, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
            maximize=False):
     b1, b2 = betas
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        g = g + weight_decay * theta
+    theta, g = decay_and_sign(theta, g, lr, weight_decay, maximize)
     m = b1 * state.get("m", 0.0) + (1 - b1) * g
     u = np.maximum(b2 * state.get("u", np.zeros_like(theta)), np.abs(g) + eps)
     state["m"], state["u"] = m, u
@@ -117,13 +110,8 @@ def adamax(theta, g, state, t, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_dec
 def nadam(theta, g, state, t, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
           momentum_decay=4e-3, decoupled_weight_decay=False, maximize=False):
     b1, b2 = betas
-    if maximize:
-        g = -g
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            theta = theta * (1 - lr * weight_decay)
-        else:
-            g = g + weight_decay * theta
+    theta, g = decay_and_sign(theta, g, lr, weight_decay, maximize,
+                              decoupled_weight_decay)
     mu = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
     mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
     prod = state.get("prod", 1.0) * mu

@@ -21,7 +21,7 @@ if not (NIST_DIR / "nist.py").is_file():
     pytest.skip(f"the NIST StRD data are not at {NIST_DIR} (they live in ../shared beside the "
                 "clone)", allow_module_level=True)
 sys.path.insert(0, str(NIST_DIR))
-import nist  # noqa: E402
+import nist
 
 # Tolerances at the float64 floor: stop on the step (xtol) or the gradient (gtol);
 # the test on the decrease of ‖r‖² (ftol) cannot resolve more than ~sqrt(eps) in θ.

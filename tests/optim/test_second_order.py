@@ -413,3 +413,24 @@ def test_multiple_parameters_form_one_vector():
     Xb = np.c_[X.numpy(), np.ones(20)]
     sol = np.linalg.lstsq(Xb, y.numpy(), rcond=None)[0]
     np.testing.assert_allclose(np.r_[w.numpy(), b.numpy()], sol, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name,kwargs", [("BFGS", {}), ("NewtonCG", {"trust_region": True}),
+                                         ("Newton", {"line_search": "armijo"})])
+def test_second_order_state_dict_round_trip(name, kwargs):
+    x = t64(rosen_start(4))
+    opt = getattr(optim, name)([x], **kwargs)
+    for _ in range(3):
+        opt.step(lambda: rosen(x))
+    saved = copy.deepcopy(opt.state_dict())
+    x_saved = x.numpy().copy()
+    for _ in range(3):
+        opt.step(lambda: rosen(x))
+    after = x.numpy().copy()
+    x.data[...] = x_saved
+    other = getattr(optim, name)([x], **kwargs)
+    other.load_state_dict(saved)
+    for _ in range(3):
+        other.step(lambda: rosen(x))
+    np.testing.assert_allclose(x.numpy(), after, rtol=1e-12)
+    assert other.record["nit"] == 6

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_opt as tg
-from tinygrad_opt.autograd.batched import (batched_vjp, hessian_matrix, jacobian_matrix)
+from tinygrad_opt.autograd.batched import batched_vjp, hessian_matrix, jacobian_matrix
 
 
 def t64(a, grad=True):

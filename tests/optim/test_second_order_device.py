@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-import strict_array as strict  # noqa: E402
+import strict_array as strict
 
-import tinygrad_opt as tg  # noqa: E402
-from tinygrad_opt import linalg, optim  # noqa: E402
-from tinygrad_opt.optim import line_search  # noqa: E402
+import tinygrad_opt as tg
+from tinygrad_opt import linalg, optim
+from tinygrad_opt.optim import line_search
 
 strict.install()
 DEV = "strict:0"

@@ -79,7 +79,7 @@ def test_lambda_rises_when_the_cost_does_not_fall():
 @pytest.mark.parametrize("kwargs", [dict(), dict(solver="normal"),
                                     dict(line_search="armijo"), dict(solver="cg")])
 def test_gauss_newton_fits_the_curve(kwargs):
-    p, opt, losses = fit(optim.GaussNewton, start=(2.0, 1.0, 0.3), iters=30, **kwargs)
+    p, _, losses = fit(optim.GaussNewton, start=(2.0, 1.0, 0.3), iters=30, **kwargs)
     np.testing.assert_allclose(p.numpy(), reference_fit(), rtol=1e-6)
     assert losses[-1] <= losses[0]
 
@@ -163,3 +163,22 @@ def test_zero_residual_stops_at_once():
     opt = optim.LevenbergMarquardt([p])
     opt.step(lambda: p - 2.0)
     assert opt.record["converged"] and "zero" in opt.record["message"]
+
+
+def test_levenberg_marquardt_state_dict_round_trip():
+    p = t64([1.0, 1.0, 0.0])
+    opt = optim.LevenbergMarquardt([p])
+    for _ in range(2):
+        opt.step(lambda: residual(p))
+    saved = opt.state_dict()
+    p_saved = p.numpy().copy()
+    for _ in range(3):
+        opt.step(lambda: residual(p))
+    after = p.numpy().copy()
+    p.data[...] = p_saved
+    other = optim.LevenbergMarquardt([p])
+    other.load_state_dict(saved)
+    for _ in range(3):
+        other.step(lambda: residual(p))
+    np.testing.assert_allclose(p.numpy(), after, rtol=1e-12)
+    assert other.record["nit"] == 5 and len(other.record["lam_history"]) == 5

@@ -26,7 +26,7 @@ from ..ops import movement as M
 from ..ops import reduce as R
 from ..tensor import Tensor
 
-__all__ = ["batched_vjp", "jacobian_matrix", "hessian_matrix"]
+__all__ = ["batched_vjp", "hessian_matrix", "jacobian_matrix"]
 
 # Largest number of array elements one batched intermediate may hold before the
 # batch is split into chunks (2**24 float64 values = 128 MiB).
@@ -305,7 +305,7 @@ def _topological(roots, wanted=None):
     return order
 
 
-def batched_vjp(outputs, inputs, seeds):
+def batched_vjp(outputs, inputs, seeds, _order=None):
     """Sᵀ J for a batch of cotangents, in one backward pass.
 
     Args:
@@ -338,7 +338,7 @@ def batched_vjp(outputs, inputs, seeds):
     wanted = set(inputs)
     result = {}
     with no_grad():
-        order = _topological(live, wanted)
+        order = _topological(live, wanted) if _order is None else _order
         keep = set(order)
         for tensor in order:
             G = grads.pop(tensor, None)
@@ -364,8 +364,8 @@ def _chunks(n, per_row):
     return [(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _largest(roots):
-    return max((t.data.size for t in _topological(roots)), default=1)
+def _largest(order):
+    return max((t.data.size for t in order), default=1)
 
 
 def jacobian_matrix(output, inputs, strategy="auto"):
@@ -398,11 +398,12 @@ def jacobian_matrix(output, inputs, strategy="auto"):
     if strategy == "auto":
         strategy = "rows" if m <= max(128, n) else "columns"
     if strategy == "rows":
-        per_row = _largest([output])
-        for lo, hi in _chunks(m, per_row):
+        order = _topological([output], set(inputs))
+        for lo, hi in _chunks(m, _largest(order)):
             seeds = xp.zeros((hi - lo, m), dtype=output.dtype)
             seeds[xp.arange(hi - lo), xp.arange(lo, hi)] = 1
-            blocks = batched_vjp([output], inputs, [seeds.reshape((hi - lo,) + output.shape)])
+            blocks = batched_vjp([output], inputs, [seeds.reshape((hi - lo,) + output.shape)],
+                                 _order=order)
             J[lo:hi] = xp.concatenate([b.reshape(hi - lo, -1) for b in blocks], axis=1)
         return J
     if strategy != "columns":
@@ -422,8 +423,8 @@ def jacobian_matrix(output, inputs, strategy="auto"):
         start += t.data.size
     if not roots:
         return J
-    per_row = _largest(roots)
-    for lo, hi in _chunks(n, per_row):
+    order = _topological(roots, {u})
+    for lo, hi in _chunks(n, _largest(order)):
         seeds = []
         for g, off in zip(roots, offsets):
             s = xp.zeros((hi - lo, g.data.size), dtype=output.dtype)
@@ -431,7 +432,7 @@ def jacobian_matrix(output, inputs, strategy="auto"):
             if cols.size:
                 s[cols - lo, cols - off] = 1
             seeds.append(s.reshape((hi - lo,) + g.shape))
-        (block,) = batched_vjp(roots, [u], seeds)
+        (block,) = batched_vjp(roots, [u], seeds, _order=order)
         J[:, lo:hi] = block.reshape(hi - lo, m).T
     return J
 
@@ -464,8 +465,8 @@ def hessian_from_gradient(gs, inputs, xp=None, n=None):
         start += t.data.size
     if not roots:
         return H
-    per_row = _largest(roots)
-    for lo, hi in _chunks(n, per_row):
+    order = _topological(roots, set(inputs))
+    for lo, hi in _chunks(n, _largest(order)):
         seeds = []
         for g, off in zip(roots, offsets):
             s = xp.zeros((hi - lo, g.data.size), dtype=dtype)
@@ -473,6 +474,6 @@ def hessian_from_gradient(gs, inputs, xp=None, n=None):
             if rows.size:
                 s[rows - lo, rows - off] = 1
             seeds.append(s.reshape((hi - lo,) + g.shape))
-        blocks = batched_vjp(roots, inputs, seeds)
+        blocks = batched_vjp(roots, inputs, seeds, _order=order)
         H[lo:hi] = xp.concatenate([b.reshape(hi - lo, -1) for b in blocks], axis=1)
     return (H + H.T) * 0.5

@@ -8,4 +8,5 @@ code 2) and ``tinygrad_opt.cli.CommandError`` for an explained failure (exit 1).
 
 COMMANDS = {
     "graph": "tinygrad_opt.commands.graph",
+    "compare": "tinygrad_opt.commands.compare",
 }

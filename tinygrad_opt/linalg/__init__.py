@@ -4,8 +4,31 @@ See :mod:`tinygrad_opt.linalg.solvers`. The same module is ``tg.optim.solvers``.
 """
 
 from . import solvers
-from .solvers import (SolveResult, as_operator, cg, cho_solve, cholesky, gauss_seidel,
-                      gradient_descent, jacobi, pcg, solve, steihaug)
+from .solvers import (
+                      SolveResult,
+                      as_operator,
+                      cg,
+                      cho_solve,
+                      cholesky,
+                      gauss_seidel,
+                      gradient_descent,
+                      jacobi,
+                      pcg,
+                      solve,
+                      steihaug,
+)
 
-__all__ = ["solvers", "SolveResult", "as_operator", "cg", "pcg", "steihaug", "jacobi",
-           "gauss_seidel", "gradient_descent", "cholesky", "cho_solve", "solve"]
+__all__ = [
+                      "SolveResult",
+                      "as_operator",
+                      "cg",
+                      "cho_solve",
+                      "cholesky",
+                      "gauss_seidel",
+                      "gradient_descent",
+                      "jacobi",
+                      "pcg",
+                      "solve",
+                      "solvers",
+                      "steihaug",
+]

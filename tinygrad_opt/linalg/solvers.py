@@ -36,8 +36,19 @@ for a block) and ``message``.
 from ..backend import to_host, xp_of
 from ..tensor import Tensor
 
-__all__ = ["SolveResult", "cg", "pcg", "steihaug", "jacobi", "gauss_seidel",
-           "gradient_descent", "cholesky", "cho_solve", "solve", "as_operator"]
+__all__ = [
+    "SolveResult",
+    "as_operator",
+    "cg",
+    "cho_solve",
+    "cholesky",
+    "gauss_seidel",
+    "gradient_descent",
+    "jacobi",
+    "pcg",
+    "solve",
+    "steihaug",
+]
 
 # Probing a function for its diagonal or its matrix costs n products.
 PROBE_LIMIT = 4096
@@ -56,8 +67,15 @@ class SolveResult:
         on_boundary (bool): Steihaug's step ends on the trust-region boundary.
     """
 
-    __slots__ = ("x", "converged", "niter", "residuals", "message", "negative_curvature",
-                 "on_boundary")
+    __slots__ = (
+        "converged",
+        "message",
+        "negative_curvature",
+        "niter",
+        "on_boundary",
+        "residuals",
+        "x",
+    )
 
     def __init__(self, x, converged, niter, residuals, message, negative_curvature=False,
                  on_boundary=False):
@@ -200,7 +218,7 @@ def cg(A, b, x0=None, *, tol=1e-10, atol=0.0, maxiter=None, M=None, callback=Non
             M = diag(d) (r ↦ r / d).
         callback: called as ``callback(x)`` after every iteration.
     """
-    xp, bd, x, matvec, matrix, wrap = _prepare(A, b, x0)
+    xp, bd, x, matvec, _, wrap = _prepare(A, b, x0)
     n = bd.shape[0]
     maxiter = 10 * n if maxiter is None else int(maxiter)
     precondition = _preconditioner(M, b)
@@ -293,7 +311,7 @@ def steihaug(A, g, radius=None, *, tol=1e-10, atol=0.0, maxiter=None, callback=N
     Newton-CG step of Nocedal & Wright, Alg. 7.1.
     """
     b = -g if isinstance(g, Tensor) else -_array(g)
-    xp, bd, z, matvec, matrix, wrap = _prepare(A, b, None)
+    xp, bd, z, matvec, _, wrap = _prepare(A, b, None)
     if bd.ndim != 1:
         raise ValueError("steihaug: g must be a vector.")
     n = bd.shape[0]
@@ -425,7 +443,7 @@ def gradient_descent(A, b, x0=None, *, lr=None, tol=1e-10, atol=0.0, maxiter=100
     (κ - 1)/(κ + 1) per step, against CG's n-step finish: the lecture's "GD is
     not a way to solve a linear system".
     """
-    xp, bd, x, matvec, matrix, wrap = _prepare(A, b, x0)
+    xp, bd, x, matvec, _, wrap = _prepare(A, b, x0)
     threshold = _threshold(xp, bd, tol, atol)
     r = bd - matvec(x)
     residuals = _host(xp, _norm(xp, r))
@@ -472,7 +490,7 @@ def cholesky(A):
     xp = xp_of((Am,))
     try:
         L = xp.linalg.cholesky(Am)
-    except Exception:  # numpy.linalg.LinAlgError, or cupy's when errors are raised
+    except ValueError:  # numpy.linalg.LinAlgError (cupy's too, when it raises)
         return None
     if xp.__name__ != "numpy" and not bool(to_host(xp.isfinite(L).all())):
         return None

@@ -16,6 +16,7 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
                    MultiMarginLoss, NLLLoss)
 from .mlp import MLP
 from .module import Module, Parameter
+from .prox import ProxLinear, ProxPropMLP, set_proxprop  # noqa: F401  (ProxProp)
 from .utils import clip_grad_norm_, clip_grad_value_
 
 F = functional

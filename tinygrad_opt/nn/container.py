@@ -6,7 +6,35 @@ from collections import OrderedDict
 from .module import Module
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: children named by position, ``len``,
+    iteration over the modules, ``append``/``extend`` and index checking."""
+
+    def _index(self, idx):
+        size = len(self)
+        idx = operator.index(idx)
+        if not -size <= idx < size:
+            raise IndexError(f"index {idx} is out of range for a {type(self).__name__} of "
+                             f"length {size}.")
+        return idx % size
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+
+class Sequential(_ModuleSequence):
     """Modules applied one after the other: ``Sequential(Linear(2, 8), ReLU(), Linear(8, 1))``
     or ``Sequential(OrderedDict(hidden=..., act=...))``. Children are named "0", "1", ...
     (or by the dict's keys); indexing, slicing, ``len`` and iteration work as in PyTorch.
@@ -20,14 +48,6 @@ class Sequential(Module):
         else:
             for index, module in enumerate(args):
                 self.add_module(str(index), module)
-
-    def _index(self, idx):
-        size = len(self)
-        idx = operator.index(idx)
-        if not -size <= idx < size:
-            raise IndexError(f"index {idx} is out of range for a {type(self).__name__} of "
-                             f"length {size}.")
-        return idx % size
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
@@ -50,28 +70,13 @@ class Sequential(Module):
         for index, module in enumerate(items):
             self._modules[str(index)] = module
 
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules):
-        for module in modules:
-            self.append(module)
-        return self
-
     def forward(self, input):
         for module in self._modules.values():
             input = module(input)
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules whose parameters the parent sees (named "0", "1", ...)."""
 
     def __init__(self, modules=None):
@@ -82,29 +87,10 @@ class ModuleList(Module):
     def __getitem__(self, idx):
         if isinstance(idx, slice):
             return type(self)(list(self._modules.values())[idx])
-        size = len(self)
-        idx = operator.index(idx)
-        if not -size <= idx < size:
-            raise IndexError(f"index {idx} is out of range for a ModuleList of length {size}.")
-        return self._modules[str(idx % size)]
+        return self._modules[str(self._index(idx))]
 
     def __setitem__(self, idx, module):
         self.add_module(str(operator.index(idx) % len(self)), module)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules):
-        for module in modules:
-            self.append(module)
-        return self
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward: iterate over it in the parent's "

@@ -28,3 +28,5 @@ from .lbfgs import LBFGS
 from .minimize import OptimizeResult, least_squares, minimize
 from .newton import Newton
 from .newton_cg import NewtonCG
+from .hessian_free import HessianFree  # Martens 2010, Gauss-Newton-vector products
+from .kfac import KFAC  # Martens & Grosse 2015, Kronecker-factored preconditioned SGD

@@ -20,6 +20,8 @@ host numbers: each iteration moves its loss and a few scalars to the host in
 one transfer per test.
 """
 
+import numpy as np
+
 from ..backend import to_host, xp_of
 from ..function import enable_grad, no_grad
 from ..tensor import Tensor
@@ -157,8 +159,9 @@ class SecondOrderOptimizer(Optimizer):
         return loss, grads, self._vector(grads)
 
     def _loss_value(self, closure):
-        """The loss as a Python float (one evaluation, no gradient)."""
-        with no_grad():
+        """The loss as a Python float (one evaluation, no gradient). A trial
+        point may overflow: that is a failed trial, not a warning."""
+        with no_grad(), np.errstate(over="ignore", invalid="ignore"):
             out = closure()
         self.record["nfev"] += 1
         return float(out.item()) if isinstance(out, Tensor) else float(out)
@@ -171,8 +174,9 @@ class SecondOrderOptimizer(Optimizer):
 
         def phi(t):
             self._assign(x0 + t * d)
-            loss, _, g = self._loss_and_grad(closure)
-            f, gtd = host(xp, loss.data.reshape(()), (g * d).sum())
+            with np.errstate(over="ignore", invalid="ignore"):
+                loss, _, g = self._loss_and_grad(closure)
+                f, gtd = host(xp, loss.data.reshape(()), (g * d).sum())
             return f, g, gtd
 
         return phi
@@ -201,6 +205,14 @@ class SecondOrderOptimizer(Optimizer):
     def _iterate(self, closure, record):
         raise NotImplementedError
 
+    def load_state_dict(self, state_dict):
+        """As :meth:`Optimizer.load_state_dict`; the state then goes back to the
+        form the steps keep it in: arrays (not Tensors), scalars as floats."""
+        super().load_state_dict(state_dict)
+        for values in self.state.values():
+            for key, value in list(values.items()):
+                values[key] = _unwrap(value)
+
     def _finish(self, record, message, converged=True):
         record["converged"] = converged
         record["message"] = message
@@ -208,3 +220,13 @@ class SecondOrderOptimizer(Optimizer):
 
 def max_abs(xp, v):
     return xp.abs(v).max()
+
+
+def _unwrap(value):
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    if hasattr(value, "shape") and getattr(value, "ndim", 1) == 0:
+        return float(to_host(value))
+    return value

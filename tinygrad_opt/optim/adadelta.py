@@ -3,7 +3,7 @@
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
-from .optimizer import Optimizer, _state_tensor, check_number, step_tensor
+from .optimizer import Optimizer, advance_step, check_number
 
 
 class Adadelta(Optimizer):
@@ -41,16 +41,9 @@ class Adadelta(Optimizer):
         check_number("weight_decay", group["weight_decay"], 0.0, what="weight_decay value")
 
     def _step_group(self, group):
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
-            if len(state) == 0:
-                xp = xp_of((p.data,))
-                state["step"] = step_tensor()
-                state["square_avg"] = _state_tensor(xp.zeros_like(p.data))
-                state["acc_delta"] = _state_tensor(xp.zeros_like(p.data))
-            state["step"].data += 1
+        for p in self._params_with_grad(group):
+            state = self._lazy_state(p, ("square_avg", "acc_delta"))
+            advance_step(state)
             _adadelta(p.data, p.grad.data, state["square_avg"].data, state["acc_delta"].data,
                       lr=group["lr"], rho=group["rho"], eps=group["eps"],
                       weight_decay=group["weight_decay"], maximize=group["maximize"])

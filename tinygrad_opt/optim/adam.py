@@ -3,7 +3,7 @@
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
-from .optimizer import Optimizer, _state_tensor, check_number, step_tensor
+from .optimizer import Optimizer, advance_step, check_number
 
 
 def check_betas(betas):
@@ -14,6 +14,14 @@ def check_betas(betas):
             from None
     check_number("betas[0]", b1, 0.0, 1.0, high_open=True, what="beta parameter at index 0")
     check_number("betas[1]", b2, 0.0, 1.0, high_open=True, what="beta parameter at index 1")
+
+
+def check_adam_group(group):
+    """The checks every Adam-family group needs: lr, eps, betas and weight_decay."""
+    check_number("lr", group["lr"], 0.0, what="learning rate")
+    check_number("eps", group["eps"], 0.0, what="epsilon value")
+    check_betas(group["betas"])
+    check_number("weight_decay", group["weight_decay"], 0.0, what="weight_decay value")
 
 
 class Adam(Optimizer):
@@ -74,30 +82,18 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        check_number("lr", group["lr"], 0.0, what="learning rate")
-        check_number("eps", group["eps"], 0.0, what="epsilon value")
-        check_betas(group["betas"])
-        check_number("weight_decay", group["weight_decay"], 0.0, what="weight_decay value")
+        check_adam_group(group)
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
         amsgrad = group["amsgrad"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
-            if len(state) == 0:
-                xp = xp_of((p.data,))
-                state["step"] = step_tensor()
-                state["exp_avg"] = _state_tensor(xp.zeros_like(p.data))
-                state["exp_avg_sq"] = _state_tensor(xp.zeros_like(p.data))
-                if amsgrad:
-                    state["max_exp_avg_sq"] = _state_tensor(xp.zeros_like(p.data))
-            step_t = state["step"].data
-            step_t += 1
+        buffers = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+        for p in self._params_with_grad(group):
+            state = self._lazy_state(p, buffers)
+            step = advance_step(state)
             _adam(p.data, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data,
                   state["max_exp_avg_sq"].data if amsgrad else None,
-                  step=float(step_t), lr=group["lr"], beta1=beta1, beta2=beta2,
+                  step=step, lr=group["lr"], beta1=beta1, beta2=beta2,
                   eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=amsgrad,
                   maximize=group["maximize"],
                   decoupled_weight_decay=group["decoupled_weight_decay"],

@@ -18,8 +18,12 @@ class GD(SecondOrderOptimizer):
     * ``"exact"`` -- t = ∇Lᵀ∇L / ∇Lᵀ∇²L∇L from one Hessian-vector product:
       exactly argmin_α when L is quadratic (steepest descent); when the
       curvature along -∇L is not positive it falls back to Armijo;
-    * ``"armijo"`` -- backtracking from ``lr`` to sufficient decrease;
-    * ``"strong_wolfe"`` -- PyTorch's strong Wolfe search from ``lr``.
+    * ``"armijo"`` -- backtracking to sufficient decrease;
+    * ``"strong_wolfe"`` -- PyTorch's strong Wolfe search.
+
+    The searches try ``lr`` first, and later min(``lr``, 2 × the previous
+    step): gradient steps of similar length follow one another, and
+    backtracking from ``lr`` every time would waste evaluations.
 
     Closure contract of the second-order family: ``closure()`` returns the
     loss with its graph and the optimizer differentiates it; one
@@ -61,6 +65,9 @@ class GD(SecondOrderOptimizer):
         d = -g
         search = group["line_search"]
         t = group["lr"]
+        previous = record.get("step_size")
+        if search in ("armijo", "strong_wolfe") and previous:
+            t = min(t, 2.0 * previous)  # start near the last accepted step
         if search == "exact":
             t = self._exact_step(grads, g, gg, record)
             if t is None:

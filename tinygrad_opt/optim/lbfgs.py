@@ -228,7 +228,7 @@ class LBFGS(Optimizer):
                 if line_search_fn is not None:
                     x_init = self._clone_param()
 
-                    def obj(step):
+                    def obj(step, x_init=x_init, d=d):
                         f_new, g_new = self._directional_evaluate(closure, x_init, step, d)
                         return f_new, g_new, host(xp, (g_new * d).sum())[0]
 

@@ -26,13 +26,15 @@ The cores (``_armijo``, ``_strong_wolfe``) work on φ(t) and serve the
 optimizers, which evaluate their closure at θ0 + t d.
 """
 
+import math
+
 from ..autograd import grad as _grad
 from ..backend import xp_of
 from ..function import enable_grad
 from ..tensor import Tensor
 from ._second_order import host
 
-__all__ = ["LineSearchResult", "armijo", "strong_wolfe", "exact", "quadratic_step"]
+__all__ = ["LineSearchResult", "armijo", "exact", "quadratic_step", "strong_wolfe"]
 
 
 class LineSearchResult:
@@ -48,7 +50,7 @@ class LineSearchResult:
         message (str): what happened.
     """
 
-    __slots__ = ("step", "loss", "grad", "dirderiv", "nfev", "success", "message")
+    __slots__ = ("dirderiv", "grad", "loss", "message", "nfev", "step", "success")
 
     def __init__(self, step, loss, grad, dirderiv, nfev, success, message):
         self.step = step
@@ -80,7 +82,7 @@ def _armijo(phi_value, f0, gtd0, t=1.0, c1=1e-4, shrink=0.5, max_evals=40):
         f = phi_value(t)
         if f <= f0 + c1 * t * gtd0:
             return t, f, k, True
-        if f == f and abs(f) != float("inf"):
+        if math.isfinite(f):
             denom = 2.0 * (f - f0 - gtd0 * t)
             t_new = -gtd0 * t * t / denom if denom > 0 else shrink * t
             t = min(max(t_new, 0.1 * t), shrink * t)
@@ -258,7 +260,7 @@ def armijo(fn, x, d, *, loss=None, grad=None, lr=1.0, c1=1e-4, shrink=0.5, max_e
         shrink: the largest factor a failed trial keeps. max_evals: cap.
     """
     xd, dd = _arrays(x, d)
-    xp, f0, g0, gtd0 = _start(fn, xd, dd, loss, grad)
+    xp, f0, _, gtd0 = _start(fn, xd, dd, loss, grad)
     if not gtd0 < 0:
         return LineSearchResult(0.0, f0, None, gtd0, 0, False,
                                 f"d is not a descent direction (∇fᵀd = {gtd0:.3e} >= 0)")

@@ -5,8 +5,8 @@ import numpy as np
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
-from .adam import check_betas
-from .optimizer import Optimizer, _state_tensor, check_number, step_tensor
+from .adam import check_adam_group
+from .optimizer import Optimizer, advance_step, check_number
 
 
 class NAdam(Optimizer):
@@ -51,29 +51,17 @@ class NAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
-        check_number("lr", group["lr"], 0.0, what="learning rate")
-        check_number("eps", group["eps"], 0.0, what="epsilon value")
-        check_betas(group["betas"])
-        check_number("weight_decay", group["weight_decay"], 0.0, what="weight_decay value")
+        check_adam_group(group)
         check_number("momentum_decay", group["momentum_decay"], 0.0,
                      what="momentum_decay value")
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
-            if len(state) == 0:
-                xp = xp_of((p.data,))
-                state["step"] = step_tensor()
-                state["mu_product"] = step_tensor(1.0)
-                state["exp_avg"] = _state_tensor(xp.zeros_like(p.data))
-                state["exp_avg_sq"] = _state_tensor(xp.zeros_like(p.data))
-            step_t = state["step"].data
-            step_t += 1
+        for p in self._params_with_grad(group):
+            state = self._lazy_state(p, ("exp_avg", "exp_avg_sq"), mu_product=1.0)
+            step = advance_step(state)
             _nadam(p.data, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data,
-                   state["mu_product"].data, step=float(step_t), lr=group["lr"],
+                   state["mu_product"].data, step=step, lr=group["lr"],
                    beta1=beta1, beta2=beta2, eps=group["eps"],
                    weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
                    decoupled_weight_decay=group["decoupled_weight_decay"],

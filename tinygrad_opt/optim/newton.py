@@ -83,11 +83,11 @@ class Newton(SecondOrderOptimizer):
                 return result
             x0 = self._gather()
             if search == "armijo":
-                t, _, _, ok = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t,
+                t, _, _, _ = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t,
                                          group["c1"])
             else:
                 (d_norm,) = host(xp, xp.abs(d).max())
-                _, _, t, _, ok = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g,
+                _, _, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g,
                                                   gtd, group["c1"], group["c2"])
             self._assign(x0)
         self._add(d, t)
@@ -101,7 +101,7 @@ def newton_direction(xp, H, g, modification, min_curvature=1e-8):
     if modification is None:
         try:
             return xp.linalg.solve(H, -g), 0.0
-        except Exception:  # singular: the least-squares (pseudo-inverse) step
+        except ValueError:  # LinAlgError, singular: the least-squares (pseudo-inverse) step
             return xp.linalg.lstsq(H, -g, rcond=None)[0], 0.0
     if modification == "damping":
         diag = xp.diagonal(H)

@@ -109,11 +109,11 @@ class NewtonCG(SecondOrderOptimizer):
         if group["line_search"] is not None:
             x0 = self._gather()
             if group["line_search"] == "armijo":
-                t, _, _, ok = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t,
+                t, _, _, _ = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t,
                                          group["c1"])
             else:
                 (d_norm,) = host(xp, xp.abs(d).max())
-                _, _, t, _, ok = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g,
+                _, _, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g,
                                                   gtd, group["c1"], group["c2"])
             self._assign(x0)
         self._add(d, t)

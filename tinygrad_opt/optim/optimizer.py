@@ -306,6 +306,27 @@ class Optimizer:
         as in PyTorch)."""
         return [p for p in group["params"] if p.grad is not None]
 
+    def _lazy_state(self, p, zeros=(), **scalars):
+        """``self.state[p]``, created at p's first step as PyTorch does: ``step`` = 0,
+        then each host scalar of ``scalars`` (name=value), then a zero array shaped
+        like p for each name in ``zeros``, in that order."""
+        state = self.state[p]
+        if len(state) == 0:
+            xp = backend.xp_of((p.data,))
+            state["step"] = step_tensor()
+            for name, value in scalars.items():
+                state[name] = step_tensor(value)
+            for name in zeros:
+                state[name] = _state_tensor(xp.zeros_like(p.data))
+        return state
+
+
+def advance_step(state):
+    """t ← t + 1 in the host ``step`` tensor of ``state``, in place; the new t as a float."""
+    step_t = state["step"].data
+    step_t += 1
+    return float(step_t)
+
 
 def _copy_value(value):
     if isinstance(value, Tensor):

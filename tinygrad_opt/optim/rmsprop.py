@@ -3,7 +3,7 @@
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
-from .optimizer import Optimizer, _state_tensor, check_number, step_tensor
+from .optimizer import Optimizer, advance_step, check_number
 
 
 class RMSprop(Optimizer):
@@ -58,19 +58,11 @@ class RMSprop(Optimizer):
 
     def _step_group(self, group):
         momentum, centered = group["momentum"], group["centered"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
-            if len(state) == 0:
-                xp = xp_of((p.data,))
-                state["step"] = step_tensor()
-                state["square_avg"] = _state_tensor(xp.zeros_like(p.data))
-                if momentum > 0:
-                    state["momentum_buffer"] = _state_tensor(xp.zeros_like(p.data))
-                if centered:
-                    state["grad_avg"] = _state_tensor(xp.zeros_like(p.data))
-            state["step"].data += 1
+        buffers = (("square_avg",) + (("momentum_buffer",) if momentum > 0 else ())
+                   + (("grad_avg",) if centered else ()))
+        for p in self._params_with_grad(group):
+            state = self._lazy_state(p, buffers)
+            advance_step(state)
             _rmsprop(p.data, p.grad.data, state["square_avg"].data,
                      state["grad_avg"].data if centered else None,
                      state["momentum_buffer"].data if momentum > 0 else None,
