@@ -1,9 +1,10 @@
-"""The MLP training step that benchmarks/gpu.py and benchmarks/mlp_step.py time, built
-identically in tinygrad_opt and in PyTorch: layers Linear(n_k, n_{k+1}) with ReLU between,
-weights from PyTorch's default init U(-1/√fan_in, 1/√fan_in) drawn once with NumPy, softmax
-cross-entropy, Adam(γ=1e-3, β=(0.9, 0.999), ε=1e-8).
+"""Helpers the benchmarks share. The MLP training step that gpu.py and mlp_step.py time,
+built identically in tinygrad_opt and in PyTorch: layers Linear(n_k, n_{k+1}) with ReLU
+between, weights from PyTorch's default init U(-1/√fan_in, 1/√fan_in) drawn once with NumPy,
+softmax cross-entropy, Adam(γ=1e-3, β=(0.9, 0.999), ε=1e-8); and, for hvp.py and
+second_order.py, a flat parameter vector cut back into arrays.
 
-A helper module, not a benchmark: running it does nothing.
+A helper module, not a benchmark: running it does nothing (``make bench`` skips it).
 """
 
 import itertools

@@ -46,7 +46,26 @@ def _shape_args(shape):
     return tuple(shape)
 
 
-class Tensor:
+class ToShortcuts:
+    """``cpu()``, ``cuda(i)``, ``float()``, ``double()``: PyTorch's shorthands for
+    ``self.to(...)``, shared by Tensor and nn.Module."""
+
+    __slots__ = ()
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=0):
+        return self.to(f"cuda:{device}" if isinstance(device, int) else device)
+
+    def float(self):
+        return self.to(dtype="float32")
+
+    def double(self):
+        return self.to(dtype="float64")
+
+
+class Tensor(ToShortcuts):
     """An n-dimensional array that records the ops applied to it.
 
     ``Tensor(data, dtype=None, device=None, requires_grad=False)``: Python
@@ -201,18 +220,6 @@ class Tensor:
         if device is not None and backend.normalize_device(device) != self.device:
             out = M.ToDevice.apply(out, device=backend.normalize_device(device))
         return out
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self, device=0):
-        return self.to(f"cuda:{device}" if isinstance(device, int) else device)
-
-    def float(self):
-        return self.to(dtype="float32")
-
-    def double(self):
-        return self.to(dtype="float64")
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.

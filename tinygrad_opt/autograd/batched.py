@@ -368,6 +368,33 @@ def _largest(order):
     return max((t.data.size for t in order), default=1)
 
 
+def _live_roots(gs, inputs):
+    """The gradients in ``gs`` that depend on the inputs again (built with
+    create_graph=True, not None), and for each the offset of its input's slice
+    in the flattened, concatenated inputs."""
+    roots, offsets, start = [], [], 0
+    for g, t in zip(gs, inputs):
+        if g is not None and g.requires_grad:
+            roots.append(g)
+            offsets.append(start)
+        start += t.data.size
+    return roots, offsets
+
+
+def _unit_seeds(xp, roots, offsets, lo, hi, dtype):
+    """Rows lo..hi-1 of the n x n identity, cut into one seed per root: row i of
+    root k's seed is e_{lo+i} restricted to k's slice [offset_k, offset_k + size_k),
+    shaped (hi - lo,) + root shape."""
+    seeds = []
+    for g, off in zip(roots, offsets):
+        s = xp.zeros((hi - lo, g.data.size), dtype=dtype)
+        idx = xp.arange(max(lo, off), min(hi, off + g.data.size))
+        if idx.size:
+            s[idx - lo, idx - off] = 1
+        seeds.append(s.reshape((hi - lo,) + g.shape))
+    return seeds
+
+
 def jacobian_matrix(output, inputs, strategy="auto"):
     """The Jacobian of ``output`` (flattened, m entries) with respect to all
     ``inputs`` (flattened and concatenated, n entries), as an (m, n) array.
@@ -415,23 +442,12 @@ def jacobian_matrix(output, inputs, strategy="auto"):
         u = Tensor._make(xp.zeros(output.shape, dtype=output.dtype), True, None)
         gx = grad([output], inputs, [u], retain_graph=True, create_graph=True,
                   allow_unused=True)
-    roots, offsets, start = [], [], 0
-    for g, t in zip(gx, inputs):
-        if g is not None and g.requires_grad:
-            roots.append(g)
-            offsets.append(start)
-        start += t.data.size
+    roots, offsets = _live_roots(gx, inputs)
     if not roots:
         return J
     order = _topological(roots, {u})
     for lo, hi in _chunks(n, _largest(order)):
-        seeds = []
-        for g, off in zip(roots, offsets):
-            s = xp.zeros((hi - lo, g.data.size), dtype=output.dtype)
-            cols = xp.arange(max(lo, off), min(hi, off + g.data.size))
-            if cols.size:
-                s[cols - lo, cols - off] = 1
-            seeds.append(s.reshape((hi - lo,) + g.shape))
+        seeds = _unit_seeds(xp, roots, offsets, lo, hi, output.dtype)
         (block,) = batched_vjp(roots, [u], seeds, _order=order)
         J[:, lo:hi] = block.reshape(hi - lo, m).T
     return J
@@ -457,23 +473,12 @@ def hessian_from_gradient(gs, inputs, xp=None, n=None):
     n = n if n is not None else sum(t.data.size for t in inputs)
     dtype = inputs[0].dtype
     H = xp.zeros((n, n), dtype=dtype)
-    roots, offsets, start = [], [], 0
-    for g, t in zip(gs, inputs):
-        if g is not None and g.requires_grad:
-            roots.append(g)
-            offsets.append(start)
-        start += t.data.size
+    roots, offsets = _live_roots(gs, inputs)
     if not roots:
         return H
     order = _topological(roots, set(inputs))
     for lo, hi in _chunks(n, _largest(order)):
-        seeds = []
-        for g, off in zip(roots, offsets):
-            s = xp.zeros((hi - lo, g.data.size), dtype=dtype)
-            rows = xp.arange(max(lo, off), min(hi, off + g.data.size))
-            if rows.size:
-                s[rows - lo, rows - off] = 1
-            seeds.append(s.reshape((hi - lo,) + g.shape))
+        seeds = _unit_seeds(xp, roots, offsets, lo, hi, dtype)
         blocks = batched_vjp(roots, inputs, seeds, _order=order)
         H[lo:hi] = xp.concatenate([b.reshape(hi - lo, -1) for b in blocks], axis=1)
     return (H + H.T) * 0.5

@@ -152,6 +152,21 @@ def _class_last(where, input, target_ndim):
     return moved, outer
 
 
+def _class_rows(where, input, target, shown_shape):
+    """Scores (N, C, d1, ...) and integer labels (N, d1, ...) as rows: the scores as
+    (N·d1·..., C) (``_class_last``), the outer shape or None, and the labels flattened
+    to one per row. ValueError, naming the caller's input shape ``shown_shape``, when
+    the target's shape does not fit."""
+    labels = _labels(where, target, input)
+    rows, outer = _class_last(where, input, labels.ndim)
+    flat = labels.reshape(-1)
+    if flat.shape[0] != rows.shape[0]:
+        raise ValueError(f"{where}: expected a target of shape "
+                         f"{(input.shape[0],) + tuple(input.shape[2:])} for an input of shape "
+                         f"{tuple(shown_shape)}, got {tuple(labels.shape)}.")
+    return rows, outer, flat
+
+
 # -- activations and layers ---------------------------------------------------------------------
 
 
@@ -269,13 +284,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     unbatched = input.ndim == 1
     if unbatched:
         input = input.reshape(1, -1)
-    labels = _labels("nll_loss", target, input)
-    logp, outer = _class_last("nll_loss", input, labels.ndim)
-    flat = labels.reshape(-1)
-    if flat.shape[0] != logp.shape[0]:
-        raise ValueError(f"nll_loss: expected a target of shape "
-                         f"{(input.shape[0],) + tuple(input.shape[2:])} for an input of shape "
-                         f"{tuple(input.shape)}, got {tuple(labels.shape)}.")
+    logp, outer, flat = _class_rows("nll_loss", input, target, input.shape)
     safe, weights, total, _ = _sample_weights("nll_loss", flat, logp.shape[1], weight,
                                            ignore_index, logp)
     losses = -SelectAlong.apply(logp, safe, dim=1, keepdim=False)
@@ -312,13 +321,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                                    label_smoothing)
     unbatched = input.ndim == 1
     x = input.reshape(1, -1) if unbatched else input
-    labels = _labels("cross_entropy", target, x)
-    logits, outer = _class_last("cross_entropy", x, labels.ndim)
-    flat = labels.reshape(-1)
-    if flat.shape[0] != logits.shape[0]:
-        raise ValueError(f"cross_entropy: expected a target of shape "
-                         f"{(x.shape[0],) + tuple(x.shape[2:])} for an input of shape "
-                         f"{tuple(input.shape)}, got {tuple(labels.shape)}.")
+    logits, outer, flat = _class_rows("cross_entropy", x, target, input.shape)
     n_classes = logits.shape[1]
     safe, weights, total, ignored = _sample_weights("cross_entropy", flat, n_classes, weight,
                                                     ignore_index, logits)

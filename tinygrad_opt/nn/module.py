@@ -13,7 +13,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..tensor import Tensor, ToShortcuts
 
 
 class Parameter(Tensor):
@@ -66,7 +66,7 @@ def _shape(array):
     return tuple(int(n) for n in array.shape)
 
 
-class Module:
+class Module(ToShortcuts):
     """Base class of every layer and model.
 
     Subclasses call ``super().__init__()`` first, assign Parameters and submodules
@@ -452,18 +452,6 @@ class Module:
             return array
 
         return self._convert(convert)
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self, device=0):
-        return self.to(f"cuda:{device}" if isinstance(device, int) else device)
-
-    def float(self):
-        return self.to(dtype="float32")
-
-    def double(self):
-        return self.to(dtype="float64")
 
     def half(self):
         return self.to(dtype="float16")
