@@ -25,6 +25,13 @@ def generator():
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor that owns a copy of ``data``, as ``torch.tensor`` does: an
+    optimizer updating it in place never changes the caller's array.
+    (``Tensor(array)`` shares the array's memory, like ``torch.as_tensor``.)"""
+    if hasattr(data, "copy") and hasattr(data, "shape"):
+        data = data.copy()
+    elif isinstance(data, Tensor):
+        data = data.data.copy()
     return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 

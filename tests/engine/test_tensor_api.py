@@ -106,3 +106,14 @@ def test_setitem_on_constants():
     x[1] = 5.0
     x[tg.tensor([0, 2])] = tg.tensor([1.0, 2.0])
     np.testing.assert_array_equal(x.numpy(), [1.0, 5.0, 2.0])
+
+
+def test_tensor_copies_its_input_array_but_Tensor_shares_it():
+    import numpy as np
+
+    source = np.array([1.0, 2.0])
+    owned = tg.tensor(source)
+    shared = tg.Tensor(source)
+    source[0] = 5.0
+    assert owned.numpy()[0] == 1.0
+    assert shared.numpy()[0] == 5.0

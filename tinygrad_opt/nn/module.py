@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, ToShortcuts
+from .utils import zero_grads
 
 
 class Parameter(Tensor):
@@ -334,14 +335,7 @@ class Module(ToShortcuts):
         """Forget every parameter's gradient: ``grad = None`` by default, or a fresh
         zero array with ``set_to_none=False`` (never written in place: a gradient
         array may be shared)."""
-        for param in self.parameters():
-            if param.grad is None:
-                continue
-            if set_to_none:
-                param.grad = None
-            else:
-                g = param.grad.data
-                param.grad = Tensor._make(backend.xp_of((g,)).zeros_like(g), False, None)
+        zero_grads(self.parameters(), set_to_none)
 
     # -- state ------------------------------------------------------------------------------
 

@@ -19,6 +19,20 @@ def _const(array):
     return Tensor._make(array, False, None)
 
 
+def zero_grads(parameters, set_to_none=True):
+    """Forget every parameter's gradient: ``grad = None`` by default, or a fresh zero
+    array with ``set_to_none=False`` (never written in place: a gradient array may be
+    shared). What ``Module.zero_grad`` and ``Optimizer.zero_grad`` do."""
+    for param in _as_list(parameters):
+        if param.grad is None:
+            continue
+        if set_to_none:
+            param.grad = None
+        else:
+            g = param.grad.data
+            param.grad = _const(backend.xp_of((g,)).zeros_like(g))
+
+
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                     foreach=None):
     """Scale the gradients so that their joint norm is at most ``max_norm``.

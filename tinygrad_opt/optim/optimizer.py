@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import backend
 from ..function import enable_grad, no_grad
+from ..nn.utils import zero_grads
 from ..tensor import Tensor
 
 # State entries kept as 0-d float tensors on the host whatever the parameter's
@@ -179,15 +180,7 @@ class Optimizer:
         """Forget every parameter's gradient: ``grad = None`` by default, or a
         fresh zero array with ``set_to_none=False`` (never written in place:
         a gradient array may be shared)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    g = p.grad.data
-                    p.grad = _state_tensor(backend.xp_of((g,)).zeros_like(g))
+        zero_grads([p for group in self.param_groups for p in group["params"]], set_to_none)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient.

@@ -268,14 +268,17 @@ def spectrum(report, path):
     ax_hist, ax_top = fig.subplots(1, 2)
     w = report.eigenvalues
     if w is not None:
-        lin = max(report.zero_tol, 1e-12)
-        edges = _symlog_edges(w, lin)
-        ax_hist.hist(w[w >= 0], bins=edges, color="tab:blue", label="λ ≥ 0")
-        if (w < 0).any():
-            ax_hist.hist(w[w < 0], bins=edges, color="tab:red", label="λ < 0")
-        ax_hist.set_xscale("symlog", linthresh=lin)
+        tol = max(report.zero_tol, 1e-300)
+        big = w[np.abs(w) > tol]
+        logs = np.log10(np.abs(big)) if big.size else np.zeros(0)
+        edges = np.linspace(np.floor(logs.min()) if big.size else 0,
+                            np.ceil(logs.max()) if big.size else 1, 41)
+        ax_hist.hist(logs[big > 0], bins=edges, color="tab:blue", alpha=0.75, label="λ > 0")
+        if (big < 0).any():
+            ax_hist.hist(logs[big < 0], bins=edges, color="tab:red", alpha=0.75,
+                         label="λ < 0 (by |λ|)")
         ax_hist.set_yscale("log")
-        ax_hist.set_xlabel("eigenvalue")
+        ax_hist.set_xlabel(f"log10 |λ|   ({report.n_zero} with |λ| <= {tol:.1g} left out)")
         ax_hist.set_ylabel("count")
         ax_hist.set_title(f"{report.n} eigenvalues: κ = {report.condition:.3g}, "
                           f"{report.n_negative} negative")
@@ -288,17 +291,12 @@ def spectrum(report, path):
     ax_top.plot(k, top, "x", color="tab:orange", label=f"Lanczos ({report.lanczos.iterations}"
                 " HVPs)", markersize=8)
     ax_top.set_yscale("log" if (top > 0).all() else "linear")
+    ax_top.set_xticks(k)
     ax_top.set_xlabel("rank")
     ax_top.set_ylabel("eigenvalue")
     ax_top.set_title("top eigenvalues")
     ax_top.legend(fontsize=8)
     return _save(fig, path)
-
-
-def _symlog_edges(w, lin):
-    hi = max(float(np.abs(w).max()), lin * 10)
-    pos = np.geomspace(lin, hi * 1.01, 25)
-    return np.concatenate([-pos[::-1], [0.0], pos])
 
 
 def sharpness(result, path):

@@ -1,0 +1,320 @@
+"""``tinygrad-opt demo``: the course's pictures, made live, in one HTML report.
+
+    from tinygrad_opt.study.demo import run_demo
+    summary = run_demo("runs/demo")          # writes runs/demo/report.html
+
+In about half a minute on two cores it
+
+1. trains an MLP on the two moons with several optimizers (loss curves raw and
+   smoothed, train/validation curves, decision boundaries; the test split is
+   scored once, for the model the validation loss picks);
+2. draws the compute graph of the loss (SVG when Graphviz's ``dot`` is there, the
+   DOT text otherwise);
+3. races first- and second-order optimizers on Rosenbrock and on an
+   ill-conditioned quadratic (κ = 50, rotated), with learning rates tuned by a
+   small grid search ("fair" races): contours with paths and line-search trials,
+   convergence curves, an animated GIF, the steps-to-tolerance table;
+4. runs the Hessian lab on the trained network (exact spectrum, κ, negative
+   eigenvalues, Lanczos, Hutchinson) and the edge-of-stability experiment;
+5. runs the learning-rate range test and draws every schedule;
+
+and writes ``report.html`` (pictures embedded) plus the pictures themselves into
+``out``. ``quick=True`` shrinks every budget (for tests).
+"""
+
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["run_demo", "STAGES"]
+
+STAGES = ("training", "graph", "races", "hessian", "learning rates", "report")
+
+
+class _Stages:
+    """A tqdm bar over the stages (on a terminal), else nothing."""
+
+    def __init__(self, enabled):
+        from ..train import _progress_bar
+
+        self.bar = _progress_bar(enabled, len(STAGES))
+        self.times = {}
+        self._name, self._start = None, None
+
+    def start(self, name):
+        self._finish()
+        self._name, self._start = name, time.perf_counter()
+        if self.bar is not None:
+            self.bar.set_description(name)
+
+    def _finish(self):
+        if self._name is not None:
+            self.times[self._name] = time.perf_counter() - self._start
+            if self.bar is not None:
+                self.bar.update(1)
+        self._name = None
+
+    def close(self):
+        self._finish()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _moons(n, seed):
+    from ..data import make_moons, train_val_test_split
+
+    X, y = make_moons(n, noise=0.25, seed=seed)
+    return train_val_test_split(X, y, seed=seed)
+
+
+def _train(split, quick, seed):
+    """{label: (model, history)} for the moons, one per optimizer."""
+    import tinygrad_opt as tg
+
+    from .. import nn
+    from ..train import fit
+    from . import specs
+
+    runs = {"sgd": "sgd:lr=0.1", "momentum": "momentum:lr=0.05", "rmsprop": "rmsprop:lr=0.01",
+            "adam": "adam:lr=0.01"}
+    epochs = 3 if quick else 60
+    out = {}
+    for label, text in runs.items():
+        tg.manual_seed(seed)
+        model = nn.MLP([2, 16, 16, 2], activation="tanh")
+        optimizer = specs.parse(text).build(model.parameters())
+        history = fit(model, nn.functional.cross_entropy, optimizer, split.train, split.val,
+                      epochs=epochs, batch_size=32, seed=seed, progress=False)
+        out[f"{label} (lr {optimizer.param_groups[0]['lr']:g})"] = (model, history)
+    return out
+
+
+def _graph(model, split, folder):
+    """Render the loss graph of a 4-sample batch: (path or None, DOT text, stats)."""
+    import tinygrad_opt as tg
+
+    from .. import graph, nn
+
+    X, y = split.train
+    loss = nn.functional.cross_entropy(model(tg.Tensor(X[:4])), tg.Tensor(y[:4]))
+    loss.name = "loss"
+    digraph = tg.draw_graph(loss, params=model, mode="forward", show_data=False)
+    path = None
+    if graph.dot_available():
+        path = graph.render(digraph, os.path.join(folder, "graph.svg"))
+    return path, digraph.source, digraph.stats
+
+
+def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
+    """Run the demo; returns a summary dict (times, tables, numbers, the report's path)."""
+    from .. import nn
+    from ..train import evaluate
+    from . import hessian_lab, lr_finder, plots, race
+    from .race import format_rows
+    from .report import Report
+
+    began = time.perf_counter()
+    folder = os.fspath(out)
+    os.makedirs(folder, exist_ok=True)
+    stages = _Stages(progress)
+    summary = {"out": folder}
+    report = Report("tinygrad_opt: optimizers, live",
+                    "Every picture below was computed just now by tinygrad_opt's own "
+                    "autograd engine and optimizers.")
+    try:
+        # 1. training ---------------------------------------------------------------------
+        stages.start("training")
+        split = _moons(150 if quick else 500, seed)
+        trained = _train(split, quick, seed)
+        rows = []
+        for label, (model, h) in trained.items():
+            rows.append([label, h.train_loss[-1], h.val_loss[-1], h.val_acc[-1]])
+        best_label = min(trained, key=lambda k: trained[k][1].val_loss[-1])
+        best_model = trained[best_label][0]
+        test = evaluate(best_model, nn.functional.cross_entropy, split.test)
+        summary["training"] = {"rows": rows, "best": best_label, "test_acc": test["acc"]}
+        histories = {k: h for k, (m, h) in trained.items()}
+        p_loss = plots.loss_curves(histories, os.path.join(folder, "loss_curves.png"))
+        p_tv = plots.train_val_curves(histories, os.path.join(folder, "train_val.png"))
+        X_all = np.concatenate([split.train[0], split.val[0]])
+        y_all = np.concatenate([split.train[1], split.val[1]])
+        p_db = plots.decision_boundaries({k: m for k, (m, h) in trained.items()}, X_all, y_all,
+                                         os.path.join(folder, "decision_boundaries.png"))
+        s = report.section("1. Training an MLP on the two moons",
+                           f"An MLP 2-16-16-2 (tanh) trained with mini-batches of 32 on "
+                           f"{len(split.train[0])} points, validated on {len(split.val[0])}.")
+        s.table(["optimizer", "train loss", "val loss", "val accuracy"], rows)
+        s.text(f"The validation loss picks {best_label}; on the {len(split.test[0])} test "
+               f"points it scores an accuracy of {test['acc']:.3f} (the test split is used "
+               "once, for the chosen model only).")
+        s.image(p_loss, "Training loss per iteration: raw (faint) and exponentially smoothed.")
+        s.image(p_tv, "Train (solid) and validation (dashed) curves per epoch.")
+        s.image(p_db, "Decision boundaries: the predicted probability of class 1.")
+
+        # 2. graph ------------------------------------------------------------------------
+        stages.start("graph")
+        g_path, g_source, g_stats = _graph(best_model, split, folder)
+        s = report.section("2. The compute graph of the loss",
+                           "The forward graph of the cross-entropy loss of the chosen "
+                           "network on a batch of 4 points; modules are grouped.")
+        if g_path is not None:
+            s.image(g_path, f"{g_stats['tensors']} tensors, {g_stats['ops']} ops.")
+        else:
+            s.note("Graphviz's dot is not installed, so here is the DOT text instead "
+                   "(sudo apt-get install graphviz renders it).")
+            s.pre(g_source)
+        summary["graph"] = {"path": g_path, **{k: g_stats[k] for k in ("tensors", "ops")}}
+
+        # 3. races ------------------------------------------------------------------------
+        stages.start("races")
+        steps = 30 if quick else 300
+        races = {
+            "rosenbrock": race.race("rosenbrock", ["sgd", "momentum", "nesterov", "adam",
+                                                   "rmsprop", "newton", "bfgs", "lbfgs", "lm"],
+                                    steps=steps, fair=not quick),
+            "quadratic": race.race("quadratic:kappa=50,angle=30",
+                                   ["sgd", "momentum", "nesterov", "adam", "gd-exact", "newton",
+                                    "bfgs", "lm"], steps=min(steps, 150), fair=not quick),
+        }
+        summary["races"] = {}
+        for name, result in races.items():
+            p_c = plots.race_contour(result, os.path.join(folder, f"race_{name}.png"))
+            p_k = plots.race_curves(result, os.path.join(folder, f"race_{name}_curves.png"))
+            s = report.section(f"3{'ab'[list(races).index(name)]}. Race on "
+                               f"{result.landscape.title}",
+                               f"{result.landscape.note}. Every optimizer starts at "
+                               f"({result.start[0]:g}, {result.start[1]:g}) with "
+                               f"{result.steps} steps; first-order learning rates were "
+                               + ("tuned by a grid search over lr·10^(k/2), k = -4..2."
+                                  if result.fair else "left at the landscape's default."))
+            s.pre(result.format_table())
+            s.image(p_c, "Paths (dots: iterates, crosses: line-search trial points).")
+            s.image(p_k, "f - f* and the distance to the minimum, per step and per "
+                         "function evaluation.")
+            if name == "rosenbrock":
+                p_g = plots.race_gif(result, os.path.join(folder, "race_rosenbrock.gif"),
+                                     frames=6 if quick else 30, dpi=60)
+                s.image(p_g, "The race, animated.")
+            summary["races"][name] = result.table()
+
+        # 4. Hessian lab ------------------------------------------------------------------
+        stages.start("hessian")
+        X_tr, y_tr = split.train
+        lab = hessian_lab.analyze(best_model, nn.functional.cross_entropy, X_tr, y_tr, k=5,
+                                  samples=20 if quick else 100, seed=seed)
+        p_sp = plots.spectrum(lab, os.path.join(folder, "spectrum.png"))
+        import tinygrad_opt as tg
+
+        tg.manual_seed(seed)
+        fresh = nn.MLP([2, 32, 32, 2], activation="tanh")
+        eos = hessian_lab.edge_of_stability(fresh, nn.functional.cross_entropy, X_tr, y_tr,
+                                            lr=1.0, steps=40 if quick else 400,
+                                            every=10, seed=seed)
+        p_eos = plots.sharpness(eos, os.path.join(folder, "edge_of_stability.png"))
+        s = report.section("4. The Hessian lab",
+                           f"The exact Hessian of the training loss of the chosen network "
+                           f"({lab.n} parameters) by double backward, its eigenvalues, and "
+                           "what Hessian-vector products alone find.")
+        s.table(["quantity", "value"], lab.rows())
+        lan_err = float(np.abs(lab.lanczos.eigenvalues[0] - lab.lam_max))
+        s.text(f"Lanczos finds λmax = {lab.lanczos.eigenvalues[0]:.8g} with "
+               f"{lab.lanczos.iterations} Hessian-vector products (error {lan_err:.1e} "
+               f"against the exact spectrum); Hutchinson estimates the trace "
+               f"{lab.trace_estimate:.4g} ± {lab.trace_stderr:.2g} (exact {lab.trace:.4g}).")
+        s.image(p_sp, "The spectrum (symmetric log scale; red: negative eigenvalues) and the "
+                      "top eigenvalues, exact against Lanczos.")
+        s.text(f"Edge of stability: full-batch gradient descent with η = {eos.lr:g} on a fresh "
+               f"2-32-32-2 network. Gradient descent is stable on a quadratic only while "
+               f"λmax < 2/η = {eos.threshold:g}; during training the sharpness rises towards "
+               "that line and then hovers around it (Cohen et al., 2021).")
+        s.image(p_eos, "Sharpness (λmax by Lanczos every 10 steps) against 2/η, and the loss.")
+        summary["hessian"] = {k: getattr(lab, k) for k in
+                              ("n", "lam_max", "lam_min", "condition", "n_negative", "kind",
+                               "trace", "trace_estimate")}
+        summary["hessian"]["lanczos_top"] = float(lab.lanczos.eigenvalues[0])
+        summary["hessian"]["eos_max_sharpness"] = float(np.max(eos.sharpness))
+        summary["hessian"]["eos_threshold"] = eos.threshold
+
+        # 5. learning rates ---------------------------------------------------------------
+        stages.start("learning rates")
+        from .. import optim
+
+        tg.manual_seed(seed)
+        model = nn.MLP([2, 16, 16, 2], activation="tanh")
+        finder = lr_finder.lr_range_test(model, nn.functional.cross_entropy,
+                                         optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                                         split.train, start_lr=1e-4, end_lr=10,
+                                         num_iter=30 if quick else 150, seed=seed)
+        p_lr = plots.lr_finder(finder, os.path.join(folder, "lr_finder.png"))
+        curves = lr_finder.schedule_curves(100)
+        p_sched = plots.schedule_gallery(curves, os.path.join(folder, "schedules.png"))
+        s = report.section("5. Learning rates",
+                           "The range test (Smith 2017) raises the learning rate "
+                           "exponentially from 1e-4 to 10 while training SGD with momentum, "
+                           "and suggests the lr where the smoothed loss falls fastest.")
+        s.text(f"Suggested lr: {finder.suggestion:.3g} (steepest descent); the minimum "
+               f"of the smoothed loss divided by ten gives {finder.min_loss_lr:.3g}.")
+        s.image(p_lr, "Loss against learning rate.")
+        s.image(p_sched, f"All {len(curves)} schedules of optim.lr_scheduler, over 100 epochs "
+                         "from lr = 0.1.")
+        summary["lr_finder"] = {"suggestion": finder.suggestion,
+                                "min_loss_lr": finder.min_loss_lr}
+
+        # 6. the report -------------------------------------------------------------------
+        stages.start("report")
+        s = report.section("How this was made")
+        s.text("tinygrad-opt demo" + (" --quick" if quick else "") + f" (seed {seed}); "
+               "every number above is reproducible with the same command. Python "
+               f"{sys.version.split()[0]}, NumPy {np.__version__}.")
+        path = report.write(os.path.join(folder, "report.html"))
+        summary["report"] = path
+    finally:
+        stages.close()
+    summary["times"] = stages.times
+    summary["seconds"] = time.perf_counter() - began
+    if echo is not None:
+        echo(format_summary(summary))
+    return summary
+
+
+def format_summary(summary):
+    """The terminal summary: one small table per part, and where the report is."""
+    from .race import format_rows
+
+    lines = []
+    t = summary.get("training")
+    if t:
+        lines.append("Training on the moons (MLP 2-16-16-2):")
+        lines.append(format_rows(["optimizer", "train loss", "val loss", "val acc"],
+                                 [[r[0], f"{r[1]:.4f}", f"{r[2]:.4f}", f"{r[3]:.3f}"]
+                                  for r in t["rows"]]))
+        lines.append(f"chosen by validation loss: {t['best']}; test accuracy "
+                     f"{t['test_acc']:.3f}")
+    for name, rows in summary.get("races", {}).items():
+        lines.append("")
+        lines.append(f"Race on {name}:")
+        lines.append(format_rows(
+            ["optimizer", "lr", "steps→tol", "evals→tol", "final f"],
+            [[r["optimizer"], "—" if r["lr"] is None else f"{r['lr']:.3g}",
+              "—" if r["steps_to_tol"] is None else r["steps_to_tol"],
+              "—" if r["evals_to_tol"] is None else r["evals_to_tol"],
+              f"{r['final_loss']:.3e}"] for r in rows]))
+    h = summary.get("hessian")
+    if h:
+        lines.append("")
+        lines.append(f"Hessian lab: {h['n']} parameters, λmax {h['lam_max']:.6g} (Lanczos "
+                     f"{h['lanczos_top']:.6g}), κ {h['condition']:.3g}, {h['n_negative']} "
+                     f"negative eigenvalues ({h['kind']}), trace {h['trace']:.4g} "
+                     f"(Hutchinson {h['trace_estimate']:.4g})")
+        lines.append(f"Edge of stability: max sharpness {h['eos_max_sharpness']:.3g} against "
+                     f"2/η = {h['eos_threshold']:.3g}")
+    lf = summary.get("lr_finder")
+    if lf:
+        lines.append(f"LR range test: suggested lr {lf['suggestion']:.3g}")
+    if "report" in summary:
+        lines.append("")
+        lines.append(f"report: {summary['report']}  ({summary.get('seconds', math.nan):.1f} s)")
+    return "\n".join(lines)
