@@ -1,0 +1,167 @@
+"""Argument helpers shared by the study subcommands (demo, train, race, hessian, lr-find,
+sweep, gradcheck): optimizer specs, numbers, data sets and files, each turning a bad
+value into a one-line :class:`tinygrad_opt.cli.UsageError` (exit code 2)."""
+
+import os
+
+DATASETS = ("moons", "circles", "spirals", "xor", "blobs", "sine", "digits")
+
+
+def usage(message):
+    from ..cli import UsageError
+
+    return UsageError(message)
+
+
+def optimizer(text, flag="--optimizer"):
+    """One optimizer spec (``adam``, ``sgd:lr=0.1,momentum=0.9``)."""
+    from ..study import specs
+
+    try:
+        found = specs.parse_list(text)
+    except ValueError as error:
+        raise usage(f"{flag}: {error}") from None
+    if len(found) != 1:
+        raise usage(f"{flag} takes one optimizer, got {len(found)}; use commas only inside "
+                    "its settings, as in sgd:lr=0.1,momentum=0.9.")
+    return found[0]
+
+
+def optimizers(text, flag="--optimizers"):
+    """Several optimizer specs separated by commas (``sgd,adam:lr=0.1,newton``)."""
+    from ..study import specs
+
+    try:
+        return specs.parse_list(text)
+    except ValueError as error:
+        raise usage(f"{flag}: {error}") from None
+
+
+def with_lr(spec, lr, flag="--lr"):
+    """``spec`` with ``--lr`` applied (positive), or unchanged when lr is None."""
+    if lr is None:
+        return spec
+    positive(lr, flag)
+    if not spec.takes_lr:
+        raise usage(f"{flag}: {spec.name} takes no learning rate.")
+    return spec.with_lr(lr)
+
+
+def positive(value, flag):
+    if value is None:
+        return value
+    if not value > 0:
+        raise usage(f"{flag} must be positive, got {value:g}.")
+    return value
+
+
+def at_least(value, low, flag):
+    if value < low:
+        raise usage(f"{flag} must be at least {low}, got {value}.")
+    return value
+
+
+def sizes(text, n_in, n_out, flag="--hidden"):
+    """``"16-16"`` -> [n_in, 16, 16, n_out]; ``""`` or ``"0"`` -> no hidden layer."""
+    text = str(text).strip()
+    if text in ("", "0", "none"):
+        return [n_in, n_out]
+    try:
+        hidden = [int(h) for h in text.split("-")]
+    except ValueError:
+        hidden = []
+    if not hidden or any(not 1 <= h <= 4096 for h in hidden):
+        raise usage(f"{flag} expects layer widths from 1 to 4096 joined by '-', such as 16-16; "
+                    f"got {text!r}.")
+    return [n_in] + hidden + [n_out]
+
+
+def dataset(name, samples=300, noise=0.2, seed=0, flag="--data"):
+    """(X, y) of a built-in toy set or of a file (.npz with X and y, or .csv/.txt whose
+    last column is the target). Integer targets are class labels."""
+    import numpy as np
+
+    from .. import data
+
+    makers = {"moons": data.make_moons, "circles": data.make_circles,
+              "spirals": data.make_spirals, "xor": data.make_xor}
+    if name in makers:
+        return makers[name](samples, noise=noise, seed=seed)
+    if name == "blobs":
+        return data.make_blobs(samples, centers=3, seed=seed)
+    if name == "sine":
+        return data.make_sine(samples, noise=noise, seed=seed)
+    if name == "digits":
+        return data.load_digits()
+    if not os.path.exists(name):
+        raise usage(f"{flag} {name}: no such data set or file; use one of "
+                    f"{', '.join(DATASETS)}, or a .npz (arrays X, y) or .csv file.")
+    try:
+        if name.endswith(".npz"):
+            with np.load(name) as archive:
+                X, y = archive["X"], archive["y"]
+        else:
+            try:
+                table = np.loadtxt(name, delimiter=",", ndmin=2)
+            except ValueError:
+                table = np.loadtxt(name, delimiter=",", ndmin=2, skiprows=1)
+            X, y = table[:, :-1], table[:, -1]
+            if np.all(y == np.round(y)):
+                y = y.astype(np.int64)
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0] or \
+            type(error).__name__
+        raise usage(f"{flag} {name}: cannot read it ({reason}); give a .npz with arrays X and "
+                    "y, or a numeric .csv whose last column is the target.") from None
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or len(X) != len(y) or len(X) < 5:
+        raise usage(f"{flag} {name}: expected X of shape (n, features) and y of length n "
+                    f"with n >= 5, got X {X.shape} and y {np.shape(y)}.")
+    if np.asarray(y).dtype.kind == "f":
+        y = np.asarray(y, dtype=np.float32).reshape(-1, 1)
+    return X, np.asarray(y)
+
+
+def is_classification(y):
+    return y.ndim == 1 and y.dtype.kind in "iub"
+
+
+def loss_for(y):
+    """Cross entropy for class labels, MSE for real targets."""
+    from .. import nn
+
+    return nn.functional.cross_entropy if is_classification(y) else nn.functional.mse_loss
+
+
+def out_dir(path, flag="--out"):
+    """Create the output folder (a one-line error if that is impossible)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise usage(f"{flag} {path}: cannot create it ({error.strerror or error}).") from None
+    if not os.access(path, os.W_OK):
+        raise usage(f"{flag} {path}: the folder is not writable.")
+    return path
+
+
+def bar(total, description, enabled=True):
+    """A tqdm bar on a terminal (None otherwise): ``bar.update(1)`` per unit of work."""
+    from ..train import _progress_bar
+
+    b = _progress_bar(enabled, total)
+    if b is not None:
+        b.set_description(description)
+    return b
+
+
+def plots_or_none():
+    """The plots module, or None when matplotlib is missing (the command then skips
+    pictures and says so)."""
+    from ..study import plots
+
+    return plots if plots.available() else None
+
+
+def add_progress(parser):
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (they only show on a terminal anyway)")

@@ -1,0 +1,121 @@
+"""``tinygrad-opt race``: optimizers from the same start with the same budget on a 2-D landscape.
+
+    tinygrad-opt race                                   # Rosenbrock, seven optimizers
+    tinygrad-opt race --landscape quadratic:kappa=100,angle=30 \\
+        --optimizers sgd,momentum,nesterov,adam,gd-exact,newton,bfgs --fair
+    tinygrad-opt race --landscape booth --optimizers "sgd:lr=0.05,lm" --steps 50 --gif
+    tinygrad-opt race --list
+
+Prints the table of steps and function evaluations to reach f - f* <= --tol, and
+writes into --out: contour.png (paths and line-search trial points), curves.png
+(f - f* and ‖x - x*‖ per step and per evaluation), race.json (every path), and
+race.gif with --gif.
+"""
+
+DEFAULT_OPTIMIZERS = "sgd,momentum,adam,newton,bfgs,lbfgs,lm"
+
+HELP = "race optimizers (first and second order) on Rosenbrock, Beale, ... and draw the paths"
+
+
+def add_arguments(parser):
+    from ._study import add_progress
+
+    parser.add_argument("--landscape", "-l", default="rosenbrock", metavar="NAME",
+                        help="rosenbrock (default), beale, booth, himmelblau, six_hump_camel, "
+                             "rastrigin, saddle, quadratic[:kappa=K,angle=DEG]")
+    parser.add_argument("--optimizers", default=None, metavar="LIST",
+                        help=f"comma-separated names with optional settings, e.g. "
+                             f"'sgd:lr=1e-3,adam,newton' (default {DEFAULT_OPTIMIZERS}; "
+                             "least-squares ones dropped where there are no residuals)")
+    parser.add_argument("--start", metavar="X,Y", help="start point (default: the usual one)")
+    parser.add_argument("--steps", type=int, default=200, help="steps per optimizer (200)")
+    parser.add_argument("--tol", type=float, default=1e-6,
+                        help="tolerance on f - f* for the table (1e-6)")
+    parser.add_argument("--max-evals", type=int, metavar="N",
+                        help="also stop an optimizer after N function evaluations")
+    parser.add_argument("--fair", action="store_true",
+                        help="tune each first-order optimizer's lr by a small log-grid search "
+                             "first")
+    parser.add_argument("--out", "-o", default="runs/race", metavar="DIR",
+                        help="folder for the pictures and race.json (default runs/race)")
+    parser.add_argument("--gif", action="store_true", help="also write an animated race.gif")
+    parser.add_argument("--no-plots", action="store_true", help="only the table and race.json")
+    parser.add_argument("--list", action="store_true",
+                        help="list the landscapes and the optimizers, then exit")
+    add_progress(parser)
+
+
+def _start(text):
+    from ._study import usage
+
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise usage(f"--start expects two numbers X,Y such as -1.2,1; got {text!r}.") from None
+    return x, y
+
+
+def run(args):
+    import json
+    import os
+
+    from ..study import landscapes, race, specs
+    from ._study import at_least, bar, optimizers, out_dir, plots_or_none, positive, usage
+
+    if args.list:
+        print("landscapes:")
+        for name, ls in landscapes.LANDSCAPES.items():
+            lsq = ", least squares" if ls.least_squares else ""
+            print(f"  {name:<15} start {ls.start}{lsq}: {ls.note}")
+        print("optimizers:")
+        print("  " + specs.names().replace("\n", "\n  "))
+        return 0
+    try:
+        land = landscapes.get(args.landscape)
+    except ValueError as error:
+        raise usage(f"--landscape: {error}") from None
+    at_least(args.steps, 1, "--steps")
+    positive(args.tol, "--tol")
+    if args.max_evals is not None:
+        at_least(args.max_evals, 1, "--max-evals")
+    start = _start(args.start) if args.start else None
+    if args.optimizers is None:
+        chosen = [s for s in optimizers(DEFAULT_OPTIMIZERS)
+                  if s.contract != "residual" or land.least_squares]
+    else:
+        chosen = optimizers(args.optimizers)
+        for s in chosen:
+            if s.contract == "residual" and not land.least_squares:
+                raise usage(f"--optimizers: {s.name} needs a least-squares landscape and "
+                            f"{land.name} is not a sum of squares; use one of "
+                            f"{', '.join(landscapes.least_squares_names())}.")
+    out_dir(args.out)
+    progress = bar(len(chosen), "racing", not args.no_progress)
+
+    def tick(label):
+        if progress is not None:
+            progress.set_postfix_str(label)
+            progress.update(1)
+
+    try:
+        result = race.race(land, chosen, start=start, steps=args.steps, tol=args.tol,
+                           fair=args.fair, max_evals=args.max_evals, progress=tick)
+    finally:
+        if progress is not None:
+            progress.close()
+    print(result.format_table())
+    with open(os.path.join(args.out, "race.json"), "w", encoding="utf-8") as handle:
+        json.dump(result.to_dict(), handle)
+    written = ["race.json"]
+    plots = None if args.no_plots else plots_or_none()
+    if plots is not None:
+        plots.race_contour(result, os.path.join(args.out, "contour.png"))
+        plots.race_curves(result, os.path.join(args.out, "curves.png"))
+        written += ["contour.png", "curves.png"]
+        if args.gif:
+            plots.race_gif(result, os.path.join(args.out, "race.gif"))
+            written.append("race.gif")
+    elif not args.no_plots:
+        print("(matplotlib is missing: no pictures; pip install 'tinygrad-opt[plot]')")
+    print(f"wrote {', '.join(written)} in {args.out}")
+    return 0
