@@ -7,6 +7,13 @@ code 2) and ``tinygrad_opt.cli.CommandError`` for an explained failure (exit 1).
 """
 
 COMMANDS = {
+    "demo": "tinygrad_opt.commands.demo",
+    "train": "tinygrad_opt.commands.train",
+    "race": "tinygrad_opt.commands.race",
     "graph": "tinygrad_opt.commands.graph",
+    "hessian": "tinygrad_opt.commands.hessian",
+    "lr-find": "tinygrad_opt.commands.lr_find",
+    "sweep": "tinygrad_opt.commands.sweep",
+    "gradcheck": "tinygrad_opt.commands.gradcheck",
     "compare": "tinygrad_opt.commands.compare",
 }

@@ -3,6 +3,7 @@ sweep, gradcheck): optimizer specs, numbers, data sets and files, each turning a
 value into a one-line :class:`tinygrad_opt.cli.UsageError` (exit code 2)."""
 
 import os
+import warnings
 
 DATASETS = ("moons", "circles", "spirals", "xor", "blobs", "sine", "digits")
 
@@ -101,10 +102,12 @@ def dataset(name, samples=300, noise=0.2, seed=0, flag="--data"):
             with np.load(name) as archive:
                 X, y = archive["X"], archive["y"]
         else:
-            try:
-                table = np.loadtxt(name, delimiter=",", ndmin=2)
-            except ValueError:
-                table = np.loadtxt(name, delimiter=",", ndmin=2, skiprows=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "input contained no data": checked below
+                try:
+                    table = np.loadtxt(name, delimiter=",", ndmin=2)
+                except ValueError:
+                    table = np.loadtxt(name, delimiter=",", ndmin=2, skiprows=1)
             X, y = table[:, :-1], table[:, -1]
             if np.all(y == np.round(y)):
                 y = y.astype(np.int64)

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-__all__ = ["run_demo", "STAGES"]
+__all__ = ["STAGES", "run_demo"]
 
 STAGES = ("training", "graph", "races", "hessian", "learning rates", "report")
 
@@ -113,7 +113,6 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
     from .. import nn
     from ..train import evaluate
     from . import hessian_lab, lr_finder, plots, race
-    from .race import format_rows
     from .report import Report
 
     began = time.perf_counter()

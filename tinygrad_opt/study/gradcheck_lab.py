@@ -19,7 +19,7 @@ from ..autograd import grad
 from ..function import enable_grad, no_grad
 from ..tensor import Tensor
 
-__all__ = ["eps_sweep", "EPS_VALUES", "best_eps"]
+__all__ = ["EPS_VALUES", "best_eps", "eps_sweep"]
 
 EPS_VALUES = tuple(10.0 ** -k for k in range(1, 13))
 

@@ -46,9 +46,19 @@ from ..backend import to_host, xp_of
 from ..function import enable_grad
 from ..tensor import Tensor
 
-__all__ = ["HVP", "exact_hessian", "summarize", "lanczos", "power_iteration",
-           "hutchinson_trace", "analyze", "HessianReport", "edge_of_stability", "EoSResult",
-           "LanczosResult"]
+__all__ = [
+    "HVP",
+    "EoSResult",
+    "HessianReport",
+    "LanczosResult",
+    "analyze",
+    "edge_of_stability",
+    "exact_hessian",
+    "hutchinson_trace",
+    "lanczos",
+    "power_iteration",
+    "summarize",
+]
 
 EXACT_LIMIT = 3000  # parameters up to which analyze() forms the exact Hessian
 
@@ -277,8 +287,9 @@ class HessianReport:
                     ("negative eigenvalues", self.n_negative),
                     ("≈ zero eigenvalues", self.n_zero), ("curvature", self.kind),
                     ("trace (exact)", self.trace)]
-        out += [(f"top-{len(self.lanczos.eigenvalues)} by Lanczos ({self.lanczos.iterations}"
-                 " HVPs)", ", ".join(f"{v:.6g}" for v in self.lanczos.eigenvalues)),
+        lanczos = f"top-{len(self.lanczos.eigenvalues)} by Lanczos ({self.lanczos.iterations} HVPs)"
+        out += [(lanczos,
+                 ", ".join(f"{v:.6g}" for v in self.lanczos.eigenvalues)),
                 (f"|λ|max by power iteration ({self.power[2]} HVPs)", self.power[0]),
                 (f"trace by Hutchinson ({self.hutchinson_samples} samples)",
                  f"{self.trace_estimate:.6g} ± {self.trace_stderr:.2g}")]

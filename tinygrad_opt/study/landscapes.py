@@ -43,7 +43,7 @@ from .. import functions as F
 from ..function import no_grad
 from ..tensor import Tensor
 
-__all__ = ["Landscape", "LANDSCAPES", "get", "quadratic", "names"]
+__all__ = ["LANDSCAPES", "Landscape", "get", "names", "quadratic"]
 
 
 class Landscape:

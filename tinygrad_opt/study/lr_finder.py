@@ -32,7 +32,7 @@ import numpy as np
 from ..data import DataLoader, as_dataset
 from ..tensor import Tensor
 
-__all__ = ["LRFinderResult", "lr_range_test", "suggest", "schedule_curves", "SCHEDULES"]
+__all__ = ["SCHEDULES", "LRFinderResult", "lr_range_test", "schedule_curves", "suggest"]
 
 
 class LRFinderResult:

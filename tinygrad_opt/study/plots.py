@@ -14,7 +14,8 @@ unless the suffix says otherwise) and returns the path:
 * curvature: :func:`spectrum` (eigenvalue histogram with Lanczos' estimates),
   :func:`sharpness` (λmax against 2/η: the edge of stability);
 * learning rates: :func:`lr_finder`, :func:`schedule_gallery`;
-* sweeps: :func:`sweep_scatter` (score against lr per optimizer).
+* sweeps: :func:`sweep_scatter` (score against lr per optimizer);
+* gradient checks: :func:`eps_sweep` (the V of finite-difference errors).
 """
 
 import math
@@ -22,9 +23,21 @@ import os
 
 import numpy as np
 
-__all__ = ["race_contour", "race_curves", "race_gif", "loss_curves", "train_val_curves",
-           "decision_boundaries", "spectrum", "sharpness", "lr_finder", "schedule_gallery",
-           "sweep_scatter", "available"]
+__all__ = [
+    "available",
+    "decision_boundaries",
+    "eps_sweep",
+    "loss_curves",
+    "lr_finder",
+    "race_contour",
+    "race_curves",
+    "race_gif",
+    "schedule_gallery",
+    "sharpness",
+    "spectrum",
+    "sweep_scatter",
+    "train_val_curves",
+]
 
 FLOOR = 1e-18  # log plots show exact zeros (a solver that lands on x*) here
 
@@ -69,9 +82,26 @@ def _colors(n):
 # -- races ------------------------------------------------------------------------------------
 
 
-def _contour(ax, landscape, bounds=None, n=200):
+def _contour(ax, landscape, bounds=None, n=200, image=False):
+    """Filled contours of f (log-spaced levels of f - f* for valleys), the minima as
+    stars. ``image=True`` draws the colours as one raster image instead of filled
+    polygons: much cheaper to redraw, for animations."""
     X, Y, Z = landscape.grid(n, bounds)
-    if landscape.log_levels:
+    if image:
+        (x0, x1), (y0, y1) = bounds or landscape.bounds
+        if landscape.log_levels:
+            base = landscape.f_min if landscape.f_min is not None else float(np.nanmin(Z))
+            shown = np.log10(np.maximum(Z - base, 1e-12))
+        else:
+            shown = Z
+        ax.imshow(shown, extent=(x0, x1, y0, y1), origin="lower", cmap="viridis", alpha=0.55,
+                  aspect="auto", interpolation="bilinear")
+        levels = 15
+        if landscape.log_levels:
+            ax.contour(X, Y, shown, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
+        else:
+            ax.contour(X, Y, Z, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
+    elif landscape.log_levels:
         base = landscape.f_min if landscape.f_min is not None else float(np.nanmin(Z))
         gap = np.maximum(Z - base, 1e-12)
         lo, hi = np.log10(max(float(np.nanmin(gap)), 1e-6)), np.log10(float(np.nanmax(gap)))
@@ -151,12 +181,16 @@ def race_curves(race, path):
 
 
 def race_gif(race, path, frames=60, fps=12, dpi=72):
-    """An animated GIF of the paths growing step by step (matplotlib's PillowWriter)."""
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    """An animated GIF of the paths growing step by step (matplotlib's PillowWriter).
+
+    Steps are sampled log-spaced when the race is longer than ``frames`` (the early
+    steps, where most happens, get more frames). The layout is fixed after the first
+    frame, and each frame is drawn once."""
+    from matplotlib.animation import PillowWriter
 
     fig = _figure(6.0, 4.8)
     ax = fig.add_subplot()
-    _contour(ax, race.landscape, n=120)
+    _contour(ax, race.landscape, n=120, image=True)
     colors = _colors(len(race.runs))
     longest = max(run.steps for run in race.runs)
     frames = max(2, min(frames, longest + 1))
@@ -168,21 +202,20 @@ def race_gif(race, path, frames=60, fps=12, dpi=72):
                           label=run.label)
         lines.append(line)
     ax.plot(*race.start, "o", color="white", markeredgecolor="k", markersize=7, zorder=6)
-    ax.legend(fontsize=7, loc="best", framealpha=0.8)
-    title = ax.set_title("")
-
-    def draw(i):
-        k = int(ticks[i])
-        for run, line in zip(race.runs, lines):
-            p = run.path[:k + 1]
-            line.set_data(p[:, 0], p[:, 1])
-        title.set_text(f"{race.landscape.title}: step {k}")
-        return lines + [title]
-
-    anim = FuncAnimation(fig, draw, frames=len(ticks), blit=False)
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.8)
+    title = ax.set_title(f"{race.landscape.title}: step 0")
+    fig.canvas.draw()
+    fig.set_layout_engine("none")  # keep the first frame's layout: no reflow per frame
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    anim.save(path, writer=PillowWriter(fps=fps), dpi=dpi)
+    writer = PillowWriter(fps=fps)
+    with writer.saving(fig, path, dpi):
+        for k in ticks:
+            for run, line in zip(race.runs, lines):
+                p = run.path[:int(k) + 1]
+                line.set_data(p[:, 0], p[:, 1])
+            title.set_text(f"{race.landscape.title}: step {int(k)}")
+            writer.grab_frame()
     return path
 
 
@@ -383,4 +416,21 @@ def sweep_scatter(result, path):
     ax.set_xlabel("learning rate")
     ax.set_ylabel("validation loss (× = diverged)")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def eps_sweep(eps_values, errors, path):
+    """The finite-difference error against the step h, per dtype (log-log), with
+    ε^(1/3) marked: truncation error on the right, round-off on the left."""
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    for (dtype, values), color in zip(errors.items(), _colors(len(errors))):
+        values = np.asarray(values, dtype=np.float64)
+        ax.loglog(eps_values, np.where(np.isfinite(values), values, np.nan), "o-", color=color,
+                  label=dtype)
+        ax.axvline(np.finfo(dtype).eps ** (1 / 3), linestyle=":", color=color)
+    ax.set_xlabel("finite-difference step h (dotted: ε^(1/3))")
+    ax.set_ylabel("max relative error")
+    ax.set_title("truncation (right) against round-off (left)")
+    ax.legend()
     return _save(fig, path)

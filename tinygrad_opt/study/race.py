@@ -39,7 +39,7 @@ from ..tensor import Tensor
 from . import landscapes as _landscapes
 from . import specs as _specs
 
-__all__ = ["Run", "Race", "race", "run_one", "tune_lr", "FAIR_FACTORS"]
+__all__ = ["FAIR_FACTORS", "Race", "Run", "race", "run_one", "tune_lr"]
 
 FAIR_FACTORS = tuple(10 ** (k / 2) for k in range(-4, 3))  # 0.01 ... 10, half decades
 DIVERGED_NORM = 1e6
@@ -209,10 +209,10 @@ def run_one(landscape, spec, start=None, steps=200, max_evals=None, dtype="float
         if max_evals is not None and counts[-1] >= max_evals:
             status, message = "max_evals", f"spent {counts[-1]} evaluations"
             break
-        if landscape.floor is not None:
-            if float(landscape.value(point[0], point[1])) < landscape.floor:
-                status, message = "escaped", f"f fell below {landscape.floor:g}"
-                break
+        if landscape.floor is not None \
+                and float(landscape.value(point[0], point[1])) < landscape.floor:
+            status, message = "escaped", f"f fell below {landscape.floor:g}"
+            break
     path = np.asarray(path)
     with np.errstate(all="ignore"):
         loss = landscape.value(path[:, 0], path[:, 1])

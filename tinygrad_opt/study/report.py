@@ -16,7 +16,7 @@ import html
 import os
 import time
 
-__all__ = ["Report", "Section", "MIME"]
+__all__ = ["MIME", "Report", "Section"]
 
 MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
         ".svg": "image/svg+xml"}

@@ -26,7 +26,7 @@ import inspect
 
 from .. import optim
 
-__all__ = ["OptimizerSpec", "NAMES", "parse", "parse_list", "closure_for", "names"]
+__all__ = ["NAMES", "OptimizerSpec", "closure_for", "names", "parse", "parse_list"]
 
 # name: (class, fixed keyword arguments, contract, family, description)
 # family: "gd" (plain gradient steps: the landscape's lr), "adaptive" (per-coordinate

@@ -53,8 +53,18 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-__all__ = ["LogUniform", "Uniform", "grid_configs", "random_configs", "trial_id",
-           "train_trial", "run_sweep", "load_results", "SweepResult", "DATASETS"]
+__all__ = [
+    "DATASETS",
+    "LogUniform",
+    "SweepResult",
+    "Uniform",
+    "grid_configs",
+    "load_results",
+    "random_configs",
+    "run_sweep",
+    "train_trial",
+    "trial_id",
+]
 
 FINISHED = ("ok", "diverged")
 
@@ -584,6 +594,10 @@ class SweepResult:
             for k in r["config"]:
                 if k not in keys:
                     keys.append(k)
+        # settings shared by every trial go in the title, not in a column
+        fixed = {k: rows[0]["config"].get(k) for k in keys
+                 if len({json.dumps(r["config"].get(k)) for r in rows}) == 1} if rows else {}
+        keys = [k for k in keys if k not in fixed]
         head = keys + ["score (mean ± std)", "val_acc", "runs", "diverged"]
         body = []
         for r in rows[:top]:
@@ -594,7 +608,9 @@ class SweepResult:
             body.append(cells + [score, acc, str(r["n"]), str(r["diverged"])])
         c = self.counts()
         title = (f"sweep: {len(self.records)} trials ({', '.join(f'{v} {k}' for k, v in c.items())})"
-                 + (f"; {self.skipped} already in the results file" if self.skipped else ""))
+                 + (f"; {self.skipped} already in the results file" if self.skipped else "")
+                 + ("\nfixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items())
+                    if fixed else ""))
         return title + "\n" + format_rows(head, body)
 
 

@@ -1,0 +1,141 @@
+"""``tinygrad-opt hessian``: the Hessian lab on a small trained MLP.
+
+    tinygrad-opt hessian                                  # moons, 2-8-8-2, trained with Adam
+    tinygrad-opt hessian --hidden 16-16 --train-epochs 50 --k 10
+    tinygrad-opt hessian --eos 1.0 --eos-steps 300        # λmax against 2/η during GD
+
+Trains the network (``--train-epochs`` of mini-batch training with --optimizer;
+0 keeps the random initialisation), then at the trained weights computes the
+exact Hessian of the training loss by double backward (up to --exact-limit
+parameters), its spectrum, κ = λmax/λmin⁺, the negative eigenvalues, the top
+--k eigenvalues by Lanczos on Hessian-vector products, |λ|max by power iteration
+and Hutchinson's trace estimate. With --eos LR it also trains a copy by
+full-batch gradient descent with that step and records λmax every 10 steps
+against 2/LR. Writes spectrum.png, eos.png and hessian.json into --out.
+"""
+
+HELP = "exact Hessian spectrum, Lanczos, Hutchinson, edge of stability for a small MLP"
+
+
+def add_arguments(parser):
+    from ._study import DATASETS, add_progress
+
+    parser.add_argument("--data", default="moons", metavar="NAME|FILE",
+                        help=f"{', '.join(DATASETS)} (default moons), or a .npz/.csv file")
+    parser.add_argument("--samples", type=int, default=200, help="toy data: points (200)")
+    parser.add_argument("--noise", type=float, default=0.2, help="toy data: noise (0.2)")
+    parser.add_argument("--hidden", default="8-8", metavar="W-W",
+                        help="hidden layer widths (default 8-8)")
+    parser.add_argument("--activation", default="tanh", help="activation (default tanh)")
+    parser.add_argument("--optimizer", default="adam:lr=0.01", metavar="SPEC",
+                        help="training optimizer (default adam:lr=0.01)")
+    parser.add_argument("--train-epochs", type=int, default=50,
+                        help="epochs of training before the analysis (50; 0: at init)")
+    parser.add_argument("--k", type=int, default=5, help="top eigenvalues by Lanczos (5)")
+    parser.add_argument("--hutchinson", type=int, default=100, metavar="N",
+                        help="Rademacher samples for the trace estimate (100)")
+    parser.add_argument("--exact-limit", type=int, default=3000, metavar="N",
+                        help="form the exact Hessian up to N parameters (3000)")
+    parser.add_argument("--eos", type=float, metavar="LR",
+                        help="also run full-batch GD with this step and track λmax vs 2/LR")
+    parser.add_argument("--eos-steps", type=int, default=300, help="GD steps for --eos (300)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", "-o", default="runs/hessian", metavar="DIR",
+                        help="folder for spectrum.png, eos.png, hessian.json (runs/hessian)")
+    add_progress(parser)
+
+
+def run(args):
+    import json
+    import math
+    import os
+
+    import tinygrad_opt as tg
+
+    from .. import nn
+    from ..cli import UsageError
+    from ..study import hessian_lab
+    from ..study.race import format_rows
+    from ..train import fit
+    from ._study import (
+        at_least,
+        bar,
+        dataset,
+        is_classification,
+        loss_for,
+        optimizer,
+        out_dir,
+        plots_or_none,
+        positive,
+        sizes,
+    )
+
+    at_least(args.train_epochs, 0, "--train-epochs")
+    at_least(args.k, 1, "--k")
+    at_least(args.hutchinson, 1, "--hutchinson")
+    at_least(args.samples, 10, "--samples")
+    at_least(args.eos_steps, 1, "--eos-steps")
+    positive(args.eos, "--eos")
+    spec = optimizer(args.optimizer)
+    if spec.contract != "first" or spec.name == "lbfgs":
+        raise UsageError(f"--optimizer {spec.name}: pick a first-order optimizer for the "
+                         "mini-batch training (sgd, momentum, adam, ...).")
+    X, y = dataset(args.data, args.samples, args.noise, args.seed)
+    classify = is_classification(y)
+    layer_sizes = sizes(args.hidden, X.shape[1], int(y.max()) + 1 if classify else y.shape[1])
+    out_dir(args.out)
+    loss_fn = loss_for(y)
+    tg.manual_seed(args.seed)
+    model = nn.MLP(layer_sizes, activation=args.activation)
+    init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if args.train_epochs:
+        fit(model, loss_fn, spec.build(model.parameters()), (X, y), epochs=args.train_epochs,
+            batch_size=32, seed=args.seed, progress=not args.no_progress)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"{'-'.join(map(str, layer_sizes))} MLP, {n} parameters, on {args.data} "
+          f"({len(X)} points)" + (f", trained {args.train_epochs} epochs with {spec.label}"
+                                  if args.train_epochs else ", at initialisation"))
+    lab = hessian_lab.analyze(model, loss_fn, X, y, k=args.k, samples=args.hutchinson,
+                              exact_limit=args.exact_limit, seed=args.seed)
+    print(format_rows(["quantity", "value"],
+                      [[name, f"{v:.6g}" if isinstance(v, float) else str(v)]
+                       for name, v in lab.rows()]))
+    result = {"n": n, "loss": lab.loss, "grad_norm": lab.grad_norm,
+              "lanczos": lab.lanczos.eigenvalues.tolist(),
+              "lanczos_iterations": lab.lanczos.iterations, "power": lab.power[0],
+              "trace_estimate": lab.trace_estimate, "trace_stderr": lab.trace_stderr}
+    if lab.eigenvalues is not None:
+        result.update({k: getattr(lab, k) for k in ("lam_max", "lam_min", "lam_min_pos",
+                                                    "n_negative", "n_zero", "kind", "trace")})
+        result["condition"] = lab.condition if math.isfinite(lab.condition) else None
+        result["eigenvalues"] = lab.eigenvalues.tolist()
+    eos = None
+    if args.eos is not None:
+        model.load_state_dict(init)
+        progress = bar(args.eos_steps, "gradient descent", not args.no_progress)
+        try:
+            eos = hessian_lab.edge_of_stability(
+                model, loss_fn, X, y, lr=args.eos, steps=args.eos_steps, every=10,
+                seed=args.seed, progress=None if progress is None else
+                (lambda done: progress.update(1)))
+        finally:
+            if progress is not None:
+                progress.close()
+        print(f"edge of stability: full-batch GD with η = {args.eos:g} from the initialisation: "
+              f"λmax went from {eos.sharpness[0]:.4g} to a maximum of {eos.sharpness.max():.4g}"
+              f" (2/η = {eos.threshold:.4g})" + ("; the loss diverged" if eos.diverged else ""))
+        result["eos"] = {"lr": args.eos, "threshold": eos.threshold,
+                         "steps": eos.steps.tolist(), "sharpness": eos.sharpness.tolist(),
+                         "loss": eos.loss.tolist(), "diverged": eos.diverged}
+    with open(os.path.join(args.out, "hessian.json"), "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+    written = ["hessian.json"]
+    plots = plots_or_none()
+    if plots is not None:
+        plots.spectrum(lab, os.path.join(args.out, "spectrum.png"))
+        written.append("spectrum.png")
+        if eos is not None and len(eos.steps):
+            plots.sharpness(eos, os.path.join(args.out, "eos.png"))
+            written.append("eos.png")
+    print(f"wrote {', '.join(written)} in {args.out}")
+    return 0

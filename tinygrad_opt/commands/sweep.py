@@ -1,0 +1,138 @@
+"""``tinygrad-opt sweep``: grid or random search over optimizers, learning rates and seeds.
+
+    tinygrad-opt sweep                                     # 12 random trials, local pool
+    tinygrad-opt sweep --optimizers sgd,momentum,adam --lr 1e-4:1 --trials 30 --seeds 3
+    tinygrad-opt sweep --search grid --grid-points 5 --cv 5
+    tinygrad-opt sweep --scheduler tcp://10.0.0.5:8786     # on a Dask cluster
+
+Each trial trains an MLP on the moons (``study.sweep.train_trial``) and is scored
+by its validation loss (a 25% validation split, or --cv K folds). Trials run on
+a local process pool of --workers processes, or on the Dask cluster at
+--scheduler; each finished trial is appended to --results at once, so running
+the same command again resumes (finished trials are skipped; --fresh starts
+over). Prints the table of configurations by mean score over the seeds and
+draws scores.png.
+"""
+
+HELP = "grid/random hyperparameter search on a process pool or a Dask cluster, resumable"
+
+
+def add_arguments(parser):
+    from ._study import add_progress
+
+    parser.add_argument("--optimizers", default="sgd,momentum,adam", metavar="LIST",
+                        help="optimizers to compare (default sgd,momentum,adam)")
+    parser.add_argument("--lr", default="1e-4:1", metavar="LO:HI",
+                        help="learning-rate range, log-uniform (default 1e-4:1)")
+    parser.add_argument("--search", choices=("random", "grid"), default="random",
+                        help="random (default) or grid search")
+    parser.add_argument("--trials", type=int, default=12,
+                        help="random search: configurations to draw (12)")
+    parser.add_argument("--grid-points", type=int, default=4,
+                        help="grid search: learning rates per optimizer (4)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per configuration (1)")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per trial (20)")
+    parser.add_argument("--cv", type=int, default=0, metavar="K",
+                        help="score by K-fold cross validation (default: a validation split)")
+    parser.add_argument("--data", default="moons",
+                        help="moons (default), circles, spirals, xor, blobs")
+    parser.add_argument("--samples", type=int, default=300, help="points (300)")
+    parser.add_argument("--hidden", default="16-16", help="hidden widths (16-16)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="local processes (default: the CPU count)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on a Dask cluster: its scheduler address, tcp://host:8786")
+    parser.add_argument("--serial", action="store_true", help="run in this process")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="extra attempts for a failing trial or a dead worker (2)")
+    parser.add_argument("--results", default="runs/sweep/results.jsonl", metavar="FILE",
+                        help="JSON-lines results file, appended and resumed "
+                             "(runs/sweep/results.jsonl)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete --results first instead of resuming")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random search (0)")
+    add_progress(parser)
+
+
+def _lr_range(text):
+    from ._study import usage
+
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise usage(f"--lr expects LO:HI such as 1e-4:1, got {text!r}.") from None
+    if not 0 < lo < hi:
+        raise usage(f"--lr {text}: need 0 < LO < HI (a negative or zero learning rate has no "
+                    "log scale).")
+    return lo, hi
+
+
+def run(args):
+    import os
+
+    from ..study import sweep
+    from ._study import at_least, optimizers, out_dir, plots_or_none, sizes, usage
+
+    chosen = optimizers(args.optimizers)
+    for spec in chosen:
+        if spec.contract != "first" or spec.name == "lbfgs" or not spec.takes_lr:
+            raise usage(f"--optimizers: {spec.name} cannot train with mini-batches; sweep "
+                        "first-order optimizers (sgd, momentum, adam, ...).")
+    lo, hi = _lr_range(args.lr)
+    at_least(args.trials, 1, "--trials")
+    at_least(args.grid_points, 1, "--grid-points")
+    at_least(args.seeds, 1, "--seeds")
+    at_least(args.epochs, 1, "--epochs")
+    at_least(args.retries, 0, "--retries")
+    at_least(args.samples, 20, "--samples")
+    if args.cv == 1 or args.cv < 0:
+        raise usage(f"--cv must be 0 (a validation split) or at least 2 folds, got {args.cv}.")
+    if args.data not in sweep.DATASETS:
+        raise usage(f"--data must be one of {', '.join(sweep.DATASETS)}, got {args.data!r}.")
+    if args.workers is not None:
+        at_least(args.workers, 1, "--workers")
+    if args.scheduler and args.serial:
+        raise usage("--scheduler and --serial exclude each other.")
+    sizes(args.hidden, 2, 2)  # validates the text
+    folder = os.path.dirname(os.path.abspath(args.results))
+    out_dir(folder, "--results")
+    if args.fresh and os.path.exists(args.results):
+        os.remove(args.results)
+    space = {"optimizer": [s.name + (":" + ",".join(f"{k}={v}" for k, v in s.given.items())
+                                     if s.given else "") for s in chosen],
+             "lr": sweep.LogUniform(lo, hi, n=args.grid_points),
+             "seed": list(range(args.seeds)), "epochs": args.epochs, "cv": args.cv,
+             "dataset": args.data, "n_samples": args.samples, "hidden": args.hidden}
+    if args.search == "grid":
+        base = sweep.grid_configs({k: v for k, v in space.items() if k != "seed"})
+    else:
+        base = sweep.random_configs({k: v for k, v in space.items() if k != "seed"},
+                                    args.trials, seed=args.seed)
+    configs = [dict(c, seed=s) for c in base for s in space["seed"]]
+    executor = args.scheduler or ("serial" if args.serial else "process")
+    where = (f"Dask cluster at {args.scheduler}" if args.scheduler else
+             "this process" if args.serial else
+             f"{args.workers or os.cpu_count()} local processes")
+    print(f"{args.search} search: {len(configs)} trials on {where}; results in {args.results}")
+    try:
+        result = sweep.run_sweep(configs, results=args.results, executor=executor,
+                                 workers=args.workers, retries=args.retries,
+                                 progress=not args.no_progress)
+    except OSError as error:
+        from ..cli import CommandError
+
+        raise CommandError(f"cannot reach the Dask scheduler {args.scheduler}: {error}.") \
+            from None
+    print(result.format_table())
+    rows = result.summary()
+    if rows and rows[0]["mean"] < float("inf"):
+        b = rows[0]
+        print(f"best configuration: {b['config'].get('optimizer')} lr "
+              f"{b['config'].get('lr', float('nan')):.4g}: validation loss {b['mean']:.4f}"
+              + (f" ± {b['std']:.4f} over {b['n']} seeds" if b["n"] > 1 else "")
+              + f", accuracy {b['val_acc']:.3f}")
+    plots = plots_or_none()
+    if plots is not None and len(result):
+        path = plots.sweep_scatter(result, os.path.join(folder, "scores.png"))
+        print(f"wrote {path}")
+    return 0
