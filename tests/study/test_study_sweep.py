@@ -124,6 +124,18 @@ def test_diverged_trials_are_recorded_and_k_fold_scores_average(tmp_path):
     assert "diverged" in result.format_table()
 
 
+def test_trial_hyperparameters_reach_the_optimizer(tmp_path):
+    base = {"optimizer": "sgd", "lr": 0.2, "epochs": 2, "n_samples": 80}
+    plain = sweep.train_trial(base)
+    heavy = sweep.train_trial(dict(base, momentum=0.9))
+    assert plain["score"] != heavy["score"]
+    assert sweep.train_trial(dict(base, momentum=0.0))["score"] == plain["score"]
+    result = sweep.run_sweep([dict(base, gamma=1.0)], results=tmp_path / "r.jsonl",
+                             executor="serial", retries=0, progress=False)
+    assert result.records[0]["status"] == "error"
+    assert "unknown hyperparameter 'gamma'" in result.records[0]["error"]
+
+
 def test_process_pool_rebuilds_after_a_worker_dies(tmp_path):
     path = tmp_path / "results.jsonl"
     marker = str(tmp_path / "died")
@@ -160,12 +172,15 @@ def test_dask_local_cluster_survives_a_killed_worker(tmp_path):
     try:
         result = sweep.run_sweep(configs, _slow_objective, path, executor=client,
                                  progress=False, callback=kill_a_busy_worker)
+        records = _lines(path)
+        # the same sweep given the scheduler's address: a client of its own, then resume
+        by_address = sweep.run_sweep(configs + [{"x": 9.0}], _slow_objective, path,
+                                     executor=cluster.scheduler_address, progress=False)
     finally:
         client.close()
         cluster.close()
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     assert killed and killed[0][1], "a worker was killed while it ran a trial"
-    records = _lines(path)
     ids = [r["trial_id"] for r in records]
     assert sorted(ids) == sorted(sweep.trial_id(c) for c in configs)  # none lost or twice
     assert all(r["status"] == "ok" for r in records)
@@ -173,3 +188,4 @@ def test_dask_local_cluster_survives_a_killed_worker(tmp_path):
     assert result.best()[0]["config"]["x"] == 3.0
     assert len({r["worker"] for r in records}) >= 2
     assert math.isclose(result.best()[0]["score"], 0.0)
+    assert by_address.skipped == 6 and len(by_address) == 7
