@@ -86,6 +86,13 @@ def main(argv=None):
         except KeyboardInterrupt:
             print(f"{prog}: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # The reader went away (`tinygrad-opt race | head`): stop quietly, and
+            # point stdout at devnull so the interpreter's final flush cannot fail.
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         return 0 if code is None else int(code)
     except _Exit as done:
         return done.code
