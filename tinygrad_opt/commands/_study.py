@@ -168,3 +168,34 @@ def plots_or_none():
 def add_progress(parser):
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (they only show on a terminal anyway)")
+
+
+def add_data_arguments(parser, samples, hidden, data_help=None, activation_help=None):
+    """The data set and network flags every MLP subcommand takes: --data, --samples,
+    --noise, --hidden, --activation (``samples`` and ``hidden`` are the defaults)."""
+    parser.add_argument("--data", default="moons", metavar="NAME|FILE",
+                        help=data_help or f"{', '.join(DATASETS)} (default moons), "
+                                          "or a .npz/.csv file")
+    parser.add_argument("--samples", type=int, default=samples,
+                        help=f"toy data: points ({samples})")
+    parser.add_argument("--noise", type=float, default=0.2, help="toy data: noise (0.2)")
+    parser.add_argument("--hidden", default=hidden, metavar="W-W",
+                        help=f"hidden layer widths (default {hidden})")
+    parser.add_argument("--activation", default="tanh",
+                        help=activation_help or "activation (default tanh)")
+
+
+def mini_batch(spec, message, needs_lr=False):
+    """``spec`` when it can train with mini-batches (first order, not L-BFGS, and with a
+    learning rate when ``needs_lr``); otherwise a UsageError with ``message``."""
+    if spec.contract != "first" or spec.name == "lbfgs" or (needs_lr and not spec.takes_lr):
+        raise usage(message)
+    return spec
+
+
+def mlp_data(args):
+    """(X, y, layer sizes) from --data/--samples/--noise/--seed and --hidden: the input
+    width is X's, the output width the number of classes (or of target columns)."""
+    X, y = dataset(args.data, args.samples, args.noise, args.seed)
+    n_out = int(y.max()) + 1 if is_classification(y) else y.shape[1]
+    return X, y, sizes(args.hidden, X.shape[1], n_out)

@@ -18,15 +18,9 @@ HELP = "exact Hessian spectrum, Lanczos, Hutchinson, edge of stability for a sma
 
 
 def add_arguments(parser):
-    from ._study import DATASETS, add_progress
+    from ._study import add_data_arguments, add_progress
 
-    parser.add_argument("--data", default="moons", metavar="NAME|FILE",
-                        help=f"{', '.join(DATASETS)} (default moons), or a .npz/.csv file")
-    parser.add_argument("--samples", type=int, default=200, help="toy data: points (200)")
-    parser.add_argument("--noise", type=float, default=0.2, help="toy data: noise (0.2)")
-    parser.add_argument("--hidden", default="8-8", metavar="W-W",
-                        help="hidden layer widths (default 8-8)")
-    parser.add_argument("--activation", default="tanh", help="activation (default tanh)")
+    add_data_arguments(parser, samples=200, hidden="8-8")
     parser.add_argument("--optimizer", default="adam:lr=0.01", metavar="SPEC",
                         help="training optimizer (default adam:lr=0.01)")
     parser.add_argument("--train-epochs", type=int, default=50,
@@ -53,21 +47,19 @@ def run(args):
     import tinygrad_opt as tg
 
     from .. import nn
-    from ..cli import UsageError
     from ..study import hessian_lab
     from ..study.race import format_rows
     from ..train import fit
     from ._study import (
         at_least,
         bar,
-        dataset,
-        is_classification,
         loss_for,
+        mini_batch,
+        mlp_data,
         optimizer,
         out_dir,
         plots_or_none,
         positive,
-        sizes,
     )
 
     at_least(args.train_epochs, 0, "--train-epochs")
@@ -77,12 +69,9 @@ def run(args):
     at_least(args.eos_steps, 1, "--eos-steps")
     positive(args.eos, "--eos")
     spec = optimizer(args.optimizer)
-    if spec.contract != "first" or spec.name == "lbfgs":
-        raise UsageError(f"--optimizer {spec.name}: pick a first-order optimizer for the "
-                         "mini-batch training (sgd, momentum, adam, ...).")
-    X, y = dataset(args.data, args.samples, args.noise, args.seed)
-    classify = is_classification(y)
-    layer_sizes = sizes(args.hidden, X.shape[1], int(y.max()) + 1 if classify else y.shape[1])
+    mini_batch(spec, f"--optimizer {spec.name}: pick a first-order optimizer for the "
+                     "mini-batch training (sgd, momentum, adam, ...).")
+    X, y, layer_sizes = mlp_data(args)
     out_dir(args.out)
     loss_fn = loss_for(y)
     tg.manual_seed(args.seed)

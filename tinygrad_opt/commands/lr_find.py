@@ -15,15 +15,9 @@ HELP = "learning-rate range test (Leslie Smith) with a suggested lr; gallery of 
 
 
 def add_arguments(parser):
-    from ._study import DATASETS, add_progress
+    from ._study import add_data_arguments, add_progress
 
-    parser.add_argument("--data", default="moons", metavar="NAME|FILE",
-                        help=f"{', '.join(DATASETS)} (default moons), or a .npz/.csv file")
-    parser.add_argument("--samples", type=int, default=500, help="toy data: points (500)")
-    parser.add_argument("--noise", type=float, default=0.2, help="toy data: noise (0.2)")
-    parser.add_argument("--hidden", default="16-16", metavar="W-W",
-                        help="hidden layer widths (16-16)")
-    parser.add_argument("--activation", default="tanh", help="activation (tanh)")
+    add_data_arguments(parser, samples=500, hidden="16-16")
     parser.add_argument("--optimizer", default="momentum", metavar="SPEC",
                         help="optimizer whose lr is tested (default momentum: SGD, β = 0.9)")
     parser.add_argument("--start-lr", type=float, default=1e-5, help="first lr (1e-5)")
@@ -53,14 +47,13 @@ def run(args):
     from ._study import (
         at_least,
         bar,
-        dataset,
-        is_classification,
         loss_for,
+        mini_batch,
+        mlp_data,
         optimizer,
         out_dir,
         plots_or_none,
         positive,
-        sizes,
     )
 
     positive(args.start_lr, "--start-lr")
@@ -71,12 +64,9 @@ def run(args):
     at_least(args.num_iter, 5, "--num-iter")
     at_least(args.batch_size, 1, "--batch-size")
     spec = optimizer(args.optimizer)
-    if spec.contract != "first" or spec.name == "lbfgs" or not spec.takes_lr:
-        raise UsageError(f"--optimizer {spec.name}: the range test needs a first-order "
-                         "optimizer with a learning rate (sgd, momentum, adam, ...).")
-    X, y = dataset(args.data, args.samples, args.noise, args.seed)
-    layer_sizes = sizes(args.hidden, X.shape[1],
-                        int(y.max()) + 1 if is_classification(y) else y.shape[1])
+    mini_batch(spec, f"--optimizer {spec.name}: the range test needs a first-order "
+                     "optimizer with a learning rate (sgd, momentum, adam, ...).", needs_lr=True)
+    X, y, layer_sizes = mlp_data(args)
     out_dir(args.out)
     tg.manual_seed(args.seed)
     model = nn.MLP(layer_sizes, activation=args.activation)

@@ -71,13 +71,12 @@ def run(args):
     import os
 
     from ..study import sweep
-    from ._study import at_least, optimizers, out_dir, plots_or_none, sizes, usage
+    from ._study import at_least, mini_batch, optimizers, out_dir, plots_or_none, sizes, usage
 
     chosen = optimizers(args.optimizers)
     for spec in chosen:
-        if spec.contract != "first" or spec.name == "lbfgs" or not spec.takes_lr:
-            raise usage(f"--optimizers: {spec.name} cannot train with mini-batches; sweep "
-                        "first-order optimizers (sgd, momentum, adam, ...).")
+        mini_batch(spec, f"--optimizers: {spec.name} cannot train with mini-batches; sweep "
+                         "first-order optimizers (sgd, momentum, adam, ...).", needs_lr=True)
     lo, hi = _lr_range(args.lr)
     at_least(args.trials, 1, "--trials")
     at_least(args.grid_points, 1, "--grid-points")

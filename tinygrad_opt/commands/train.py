@@ -18,17 +18,12 @@ SCHEDULES = ("none", "cosine", "step", "exponential", "warmup-cosine", "plateau"
 
 
 def add_arguments(parser):
-    from ._study import DATASETS, add_progress
+    from ._study import DATASETS, add_data_arguments, add_progress
 
-    parser.add_argument("--data", default="moons", metavar="NAME|FILE",
-                        help=f"{', '.join(DATASETS)} (default moons), or a .npz (X, y) or "
-                             ".csv file (last column: the target)")
-    parser.add_argument("--samples", type=int, default=500, help="toy data: points (500)")
-    parser.add_argument("--noise", type=float, default=0.2, help="toy data: noise (0.2)")
-    parser.add_argument("--hidden", default="16-16", metavar="W-W",
-                        help="hidden layer widths (default 16-16)")
-    parser.add_argument("--activation", default="tanh",
-                        help="relu, tanh (default), sigmoid, leaky_relu")
+    add_data_arguments(parser, samples=500, hidden="16-16",
+                       data_help=f"{', '.join(DATASETS)} (default moons), or a .npz (X, y) or "
+                                 ".csv file (last column: the target)",
+                       activation_help="relu, tanh (default), sigmoid, leaky_relu")
     parser.add_argument("--optimizer", default="adam", metavar="SPEC",
                         help="name[:key=value,...], e.g. sgd:momentum=0.9 (default adam)")
     parser.add_argument("--lr", type=float, help="learning rate (default: the optimizer's)")
@@ -75,13 +70,13 @@ def run(args):
     from ..train import DivergenceError, evaluate, fit
     from ._study import (
         at_least,
-        dataset,
         is_classification,
         loss_for,
+        mini_batch,
+        mlp_data,
         optimizer,
         out_dir,
         plots_or_none,
-        sizes,
         with_lr,
     )
 
@@ -89,14 +84,11 @@ def run(args):
     at_least(args.batch_size, 1, "--batch-size")
     at_least(args.samples, 10, "--samples")
     spec = with_lr(optimizer(args.optimizer), args.lr)
-    if spec.contract != "first" or spec.name == "lbfgs":
-        raise UsageError(f"--optimizer {spec.name} needs a closure over the whole data "
-                                "set; train uses mini-batches, so pick a first-order optimizer "
-                                "(sgd, momentum, adam, ...) or see `tinygrad-opt race`.")
-    X, y = dataset(args.data, args.samples, args.noise, args.seed)
+    mini_batch(spec, f"--optimizer {spec.name} needs a closure over the whole data set; train "
+                     "uses mini-batches, so pick a first-order optimizer (sgd, momentum, "
+                     "adam, ...) or see `tinygrad-opt race`.")
+    X, y, layer_sizes = mlp_data(args)
     classify = is_classification(y)
-    n_out = int(y.max()) + 1 if classify else y.shape[1]
-    layer_sizes = sizes(args.hidden, X.shape[1], n_out)
     out_dir(args.out)
     split = train_val_test_split(X, y, seed=args.seed)
     tg.manual_seed(args.seed)

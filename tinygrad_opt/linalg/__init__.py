@@ -4,31 +4,7 @@ See :mod:`tinygrad_opt.linalg.solvers`. The same module is ``tg.optim.solvers``.
 """
 
 from . import solvers
-from .solvers import (
-                      SolveResult,
-                      as_operator,
-                      cg,
-                      cho_solve,
-                      cholesky,
-                      gauss_seidel,
-                      gradient_descent,
-                      jacobi,
-                      pcg,
-                      solve,
-                      steihaug,
-)
+from .solvers import *  # the names in solvers.__all__, listed once there
 
-__all__ = [
-                      "SolveResult",
-                      "as_operator",
-                      "cg",
-                      "cho_solve",
-                      "cholesky",
-                      "gauss_seidel",
-                      "gradient_descent",
-                      "jacobi",
-                      "pcg",
-                      "solve",
-                      "solvers",
-                      "steihaug",
-]
+__all__ = ["solvers"]
+__all__ += solvers.__all__

@@ -195,6 +195,32 @@ def _threshold(xp, bd, tol, atol):
     return max(tol * bnorm, atol)
 
 
+def _krylov_start(xp, bd, r, tol, atol, maxiter):
+    """What CG and Steihaug set up before iterating: the iteration cap (default 10·n),
+    the stopping threshold max(tol·‖b‖, atol) and ‖r₀‖."""
+    maxiter = 10 * bd.shape[0] if maxiter is None else int(maxiter)
+    (rnorm,) = _host(xp, _norm(xp, r))
+    return maxiter, _threshold(xp, bd, tol, atol), rnorm
+
+
+def _stationary(xp, bd, x, r, step, tol, atol, maxiter, callback, wrap):
+    """The loop of the stationary methods (Jacobi, Gauss-Seidel, gradient descent):
+    ``x, r = step(x, r)`` until ‖r‖ <= max(tol·‖b‖, atol) or ``maxiter`` steps, recording
+    ‖r_k‖ and calling ``callback`` after each step."""
+    threshold = _threshold(xp, bd, tol, atol)
+    residuals = _host(xp, _norm(xp, r))
+    converged, k = residuals[0] <= threshold, 0
+    while not converged and k < maxiter:
+        k += 1
+        x, r = step(x, r)
+        residuals += _host(xp, _norm(xp, r))
+        if callback is not None:
+            callback(wrap(x))
+        converged = residuals[-1] <= threshold
+    message = f"converged in {k} iterations" if converged else f"reached maxiter={maxiter}"
+    return SolveResult(wrap(x), converged, k, residuals, message)
+
+
 # ---------------------------------------------------------------------------
 # Conjugate gradient
 # ---------------------------------------------------------------------------
@@ -219,12 +245,9 @@ def cg(A, b, x0=None, *, tol=1e-10, atol=0.0, maxiter=None, M=None, callback=Non
         callback: called as ``callback(x)`` after every iteration.
     """
     xp, bd, x, matvec, _, wrap = _prepare(A, b, x0)
-    n = bd.shape[0]
-    maxiter = 10 * n if maxiter is None else int(maxiter)
     precondition = _preconditioner(M, b)
     r = bd - matvec(x) if x0 is not None else bd.copy()
-    threshold = _threshold(xp, bd, tol, atol)
-    (rnorm,) = _host(xp, _norm(xp, r))
+    maxiter, threshold, rnorm = _krylov_start(xp, bd, r, tol, atol, maxiter)
     residuals = [rnorm]
     if rnorm <= threshold:
         return SolveResult(wrap(x), True, 0, residuals, "converged: the residual is below "
@@ -314,12 +337,9 @@ def steihaug(A, g, radius=None, *, tol=1e-10, atol=0.0, maxiter=None, callback=N
     xp, bd, z, matvec, _, wrap = _prepare(A, b, None)
     if bd.ndim != 1:
         raise ValueError("steihaug: g must be a vector.")
-    n = bd.shape[0]
-    maxiter = 10 * n if maxiter is None else int(maxiter)
     r = bd.copy()            # residual -g - A z  (z = 0)
     d = r.copy()
-    threshold = _threshold(xp, bd, tol, atol)
-    (rnorm,) = _host(xp, _norm(xp, r))
+    maxiter, threshold, rnorm = _krylov_start(xp, bd, r, tol, atol, maxiter)
     residuals = [rnorm]
     if rnorm <= threshold:
         return SolveResult(wrap(z), True, 0, residuals, "converged: the gradient is below "
@@ -383,20 +403,12 @@ def jacobi(A, b, x0=None, *, omega=1.0, diag=None, tol=1e-10, atol=0.0, maxiter=
     d = _diagonal(xp, A, matvec, matrix, bd.shape[0], bd.dtype, diag, "jacobi")
     if bd.ndim == 2:
         d = d[:, None]
-    threshold = _threshold(xp, bd, tol, atol)
-    r = bd - matvec(x)
-    residuals = _host(xp, _norm(xp, r))
-    converged, k = residuals[0] <= threshold, 0
-    while not converged and k < maxiter:
-        k += 1
+
+    def step(x, r):
         x += omega * r / d
-        r = bd - matvec(x)
-        residuals += _host(xp, _norm(xp, r))
-        if callback is not None:
-            callback(wrap(x))
-        converged = residuals[-1] <= threshold
-    message = f"converged in {k} iterations" if converged else f"reached maxiter={maxiter}"
-    return SolveResult(wrap(x), converged, k, residuals, message)
+        return x, bd - matvec(x)
+
+    return _stationary(xp, bd, x, bd - matvec(x), step, tol, atol, maxiter, callback, wrap)
 
 
 def gauss_seidel(A, b, x0=None, *, omega=1.0, tol=1e-10, atol=0.0, maxiter=1000,
@@ -417,20 +429,12 @@ def gauss_seidel(A, b, x0=None, *, omega=1.0, tol=1e-10, atol=0.0, maxiter=1000,
     upper = xp.triu(Am, 1)
     left = D + omega * lower
     right = omega * upper + (omega - 1) * D
-    threshold = _threshold(xp, bd, tol, atol)
-    r = bd - Am @ x
-    residuals = _host(xp, _norm(xp, r))
-    converged, k = residuals[0] <= threshold, 0
-    while not converged and k < maxiter:
-        k += 1
+
+    def step(x, r):
         x = _solve_lower(xp, left, omega * bd - right @ x)
-        r = bd - Am @ x
-        residuals += _host(xp, _norm(xp, r))
-        if callback is not None:
-            callback(wrap(x))
-        converged = residuals[-1] <= threshold
-    message = f"converged in {k} iterations" if converged else f"reached maxiter={maxiter}"
-    return SolveResult(wrap(x), converged, k, residuals, message)
+        return x, bd - Am @ x
+
+    return _stationary(xp, bd, x, bd - Am @ x, step, tol, atol, maxiter, callback, wrap)
 
 
 def gradient_descent(A, b, x0=None, *, lr=None, tol=1e-10, atol=0.0, maxiter=10000,
@@ -444,22 +448,15 @@ def gradient_descent(A, b, x0=None, *, lr=None, tol=1e-10, atol=0.0, maxiter=100
     not a way to solve a linear system".
     """
     xp, bd, x, matvec, _, wrap = _prepare(A, b, x0)
-    threshold = _threshold(xp, bd, tol, atol)
-    r = bd - matvec(x)
-    residuals = _host(xp, _norm(xp, r))
-    converged, k = residuals[0] <= threshold, 0
-    while not converged and k < maxiter:
-        k += 1
+
+    def step(x, r):
         Ar = matvec(r)
         alpha = _safe_div(xp, _dot(r, r), _dot(r, Ar)) if lr is None else lr
         x += alpha * r
         r -= alpha * Ar
-        residuals += _host(xp, _norm(xp, r))
-        if callback is not None:
-            callback(wrap(x))
-        converged = residuals[-1] <= threshold
-    message = f"converged in {k} iterations" if converged else f"reached maxiter={maxiter}"
-    return SolveResult(wrap(x), converged, k, residuals, message)
+        return x, r
+
+    return _stationary(xp, bd, x, bd - matvec(x), step, tol, atol, maxiter, callback, wrap)
 
 
 # ---------------------------------------------------------------------------

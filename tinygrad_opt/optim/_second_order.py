@@ -190,6 +190,23 @@ class SecondOrderOptimizer(Optimizer):
 
         return phi
 
+    def _line_search(self, closure, search, x0, d, t, f0, g, gtd, group):
+        """The step length along d from θ0 = x0, starting the search at t: backtracking
+        to the Armijo condition f(θ0 + t d) <= f0 + c1 t gᵀd when ``search`` is "armijo",
+        otherwise the strong Wolfe search (c1, c2 from ``group``). θ is left at x0.
+        Returns (t, ok); ok is False when Armijo found no decrease (always True for Wolfe)."""
+        from . import line_search as ls  # line_search imports this module
+
+        if search == "armijo":
+            t, _, _, ok = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t, group["c1"])
+        else:
+            (d_norm,) = host(self._xp, self._xp.abs(d).max())
+            _, _, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g, gtd,
+                                             group["c1"], group["c2"])
+            ok = True
+        self._assign(x0)
+        return t, ok
+
     # -- the step ---------------------------------------------------------------------
 
     def step(self, closure=None):

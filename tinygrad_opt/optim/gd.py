@@ -1,6 +1,5 @@
 """Full-batch gradient descent with a line search: the lecture's "optimal learning rate"."""
 
-from . import line_search as ls
 from ._second_order import SecondOrderOptimizer, host
 from .optimizer import check_number
 
@@ -73,20 +72,12 @@ class GD(SecondOrderOptimizer):
             if t is None:
                 search = "armijo"
                 t = group["lr"]
-        if search == "armijo":
-            x0 = self._gather()
-            t, _, _, ok = ls._armijo(self._phi_value(closure, x0, d), f0, -gg, t, group["c1"])
-            self._assign(x0)
+        if search in ("armijo", "strong_wolfe"):
+            t, ok = self._line_search(closure, search, self._gather(), d, t, f0, g, -gg, group)
             if not ok:
                 self._finish(record, "stopped: the Armijo line search found no decrease",
                              converged=False)
                 return result
-        elif search == "strong_wolfe":
-            x0 = self._gather()
-            (d_norm,) = host(xp, xp.abs(d).max())
-            _, _, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g, -gg,
-                                             group["c1"], group["c2"])
-            self._assign(x0)
         self._add(d, t)
         record["step_size"] = t
         return result

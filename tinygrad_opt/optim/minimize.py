@@ -76,6 +76,18 @@ def _output(x, was_tensor):
     return Tensor._make(data, False, None) if was_tensor else to_host(data)
 
 
+def _ended(x, record, callback):
+    """After one optimizer step: call ``callback(x)``, then the status if the run is over
+    (0 converged, 2 stopped) or None to go on."""
+    if callback is not None:
+        callback(x.detach())
+    if record["converged"]:
+        return 0
+    if record["message"].startswith("stopped"):
+        return 2
+    return None
+
+
 def minimize(fn, x0, method="bfgs", *, tol=None, maxiter=None, callback=None, options=None):
     """Minimise a scalar function of one Tensor, scipy-style.
 
@@ -134,13 +146,9 @@ def minimize(fn, x0, method="bfgs", *, tol=None, maxiter=None, callback=None, op
         previous = None
         for _ in range(maxiter):
             opt.step(lambda: fn(x))
-            if callback is not None:
-                callback(x.detach())
-            if record["converged"]:
-                status = 0
-                break
-            if record["message"].startswith("stopped"):
-                status = 2
+            ended = _ended(x, record, callback)
+            if ended is not None:
+                status = ended
                 break
             current = record["loss_history"][-1]
             if previous is not None and current == previous and record.get("step_size") == 0:
@@ -218,13 +226,9 @@ def least_squares(residual_fn, x0, method="lm", *, ftol=1e-8, xtol=1e-8, gtol=1e
     while record["nfev"] < max_nfev:
         x_before = x.data.copy()
         opt.step(lambda: residual_fn(x))
-        if callback is not None:
-            callback(x.detach())
-        if record["converged"]:
-            status = 0
-            break
-        if record["message"].startswith("stopped"):
-            status = 2
+        ended = _ended(x, record, callback)
+        if ended is not None:
+            status = ended
             break
         if key == "gn" and _gn_converged(xp, record, x_before, x, ftol, xtol):
             status = 0

@@ -2,7 +2,6 @@
 
 from ..autograd.batched import hessian_from_gradient
 from ..linalg import solvers
-from . import line_search as ls
 from ._second_order import SecondOrderOptimizer, host
 
 MODIFICATIONS = (None, "damping", "abs", "clip")
@@ -81,15 +80,7 @@ class Newton(SecondOrderOptimizer):
                 self._finish(record, f"stopped: the Newton direction is not a descent "
                              f"direction (gᵀd = {gtd:.3e})", converged=False)
                 return result
-            x0 = self._gather()
-            if search == "armijo":
-                t, _, _, _ = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t,
-                                         group["c1"])
-            else:
-                (d_norm,) = host(xp, xp.abs(d).max())
-                _, _, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g,
-                                                  gtd, group["c1"], group["c2"])
-            self._assign(x0)
+            t, _ = self._line_search(closure, search, self._gather(), d, t, f0, g, gtd, group)
         self._add(d, t)
         record["step_size"] = t
         return result

@@ -4,7 +4,6 @@ from ..autograd import grad as _grad
 from ..function import enable_grad
 from ..linalg import solvers
 from ..tensor import Tensor
-from . import line_search as ls
 from ._second_order import SecondOrderOptimizer, host
 
 LINE_SEARCHES = (None, "armijo", "strong_wolfe")
@@ -107,15 +106,8 @@ class NewtonCG(SecondOrderOptimizer):
             d, gtd = -g, -gnorm * gnorm
         t = group["lr"]
         if group["line_search"] is not None:
-            x0 = self._gather()
-            if group["line_search"] == "armijo":
-                t, _, _, _ = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t,
-                                         group["c1"])
-            else:
-                (d_norm,) = host(xp, xp.abs(d).max())
-                _, _, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g,
-                                                  gtd, group["c1"], group["c2"])
-            self._assign(x0)
+            t, _ = self._line_search(closure, group["line_search"], self._gather(), d, t, f0, g,
+                                     gtd, group)
         self._add(d, t)
         record["step_size"] = t
         return result
