@@ -1,15 +1,20 @@
 # Every target sets itself up: a local .venv with the package and its test
-# extras, and Debian's graphviz (the `dot` binary) when it is missing.
+# extras, Debian's graphviz (the `dot` binary) when it is missing, and for the
+# tests Debian's chromium (the lab's browser tests; they skip without it).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-gpu bench setup graphviz clean
+.PHONY: demo lab test test-gpu bench setup graphviz chromium clean
 
 demo: $(STAMP) graphviz
 	$(PY) -m tinygrad_opt.cli demo
 
-test: $(STAMP) graphviz
+# The lab in the browser: http://127.0.0.1:8765/ (tinygrad-opt lab --help for options).
+lab: $(STAMP) graphviz
+	$(PY) -m tinygrad_opt.cli lab
+
+test: $(STAMP) graphviz chromium
 	$(PY) -m pytest
 
 # The `gpu` tests (tests/gpu: the op table, gradcheck, training and every optimizer on the
@@ -40,6 +45,15 @@ graphviz:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) \
 	      || echo "could not install graphviz: run 'sudo apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)"; \
 	  else echo "graphviz's dot is missing: install it with 'sudo apt-get install graphviz' (Debian/Ubuntu) or 'brew install graphviz' (macOS)"; fi; }
+
+# Playwright drives Debian's chromium (no browser download); without it the
+# `browser` tests skip with a reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the lab's browser tests will skip"; \
+	  else echo "chromium is missing (sudo apt-get install chromium): the lab's browser tests will skip"; fi; }
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

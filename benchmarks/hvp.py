@@ -10,11 +10,15 @@ against one gradient, and a full Hessian against one gradient.
    on two cores against another library's threads ruins both timings).
 2. The full Hessian of a 105-parameter MLP loss (4-10-5 tanh MLP, 32 points)
    with tg.autograd.hessian: goal under 10 ms.
+3. How the batched Hessian scales: f(w) = Σ tanh(Aw)² for n = 50 to 800 in
+   float64, tg.autograd.hessian against torch.func ``jacrev(jacrev(f))`` (when
+   torch is installed). Goal: at most 1x torch.func at every n.
 
 Implementations alternate in short windows; the table gives medians over
 windows of the per-call times and of the per-window ratios.
 
-    python benchmarks/hvp.py            # about a minute
+    python benchmarks/hvp.py            # about two minutes
+    python benchmarks/hvp.py --scaling  # part 3 only
     python benchmarks/hvp.py --quick    # a few seconds
 """
 
@@ -186,6 +190,48 @@ def hessian_case():
     return hessian, gradient
 
 
+def scaling_case(n, seed=4):
+    """f(w) = Σ tanh(Aw)² with a random (n, n) A: its Hessian by tg.autograd.hessian
+    and (when torch is installed) by torch.func.jacrev(jacrev(f)), checked equal first."""
+    rng = np.random.default_rng(seed)
+    A, w = rng.standard_normal((n, n)) / np.sqrt(n), rng.standard_normal(n)
+    A_ours, w_ours = tg.tensor(A, dtype="float64"), tg.tensor(w, dtype="float64")
+
+    def ours():
+        return tg.autograd.hessian(lambda v: ((A_ours @ v).tanh() ** 2).sum(), w_ours)
+
+    if torch is None:
+        return ours, None
+    A_torch, w_torch = torch.tensor(A), torch.tensor(w)
+    hessian_torch = torch.func.jacrev(torch.func.jacrev(
+        lambda v: (torch.tanh(A_torch @ v) ** 2).sum()))
+
+    def theirs():
+        return hessian_torch(w_torch)
+
+    expected = theirs().numpy()
+    error = float(np.abs(ours().numpy() - expected).max())
+    assert error <= 1e-12 * float(np.abs(expected).max()), f"Hessians differ at n = {n}: {error}"
+    return ours, theirs
+
+
+def scaling_table(windows, sizes=(50, 100, 200, 400, 800)):
+    print("\nBatched Hessian of f(w) = sum(tanh(Aw)^2), float64, one thread: "
+          "tg.autograd.hessian vs torch.func jacrev(jacrev)")
+    print(f"{'n':>5s} {'ours ms':>9s} {'torch ms':>9s} {'ratio':>6s}  goal")
+    for n in sizes:
+        ours, theirs = scaling_case(n)
+        loops = max(1, 400 // n)  # windows of a few milliseconds at least
+        if theirs is None:
+            ours()  # warm up
+            a = statistics.median(timed(ours, loops) for _ in range(windows))
+            print(f"{n:5d} {a * 1e3:9.2f} {'-':>9s} {'-':>6s}  (torch not installed)")
+            continue
+        (a, b, r), = ratio_table({n: (ours, theirs)}, windows, loops).values()
+        goal = "met" if r <= 1 else "NOT met"
+        print(f"{n:5d} {a * 1e3:9.2f} {b * 1e3:9.2f} {r:6.2f}  <= 1x: {goal}")
+
+
 def matmul_flop_ratio(sizes, batch):
     """Matmul work of an exact double-backward Hv over that of a gradient.
 
@@ -202,8 +248,12 @@ def matmul_flop_ratio(sizes, batch):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter windows")
+    parser.add_argument("--scaling", action="store_true", help="only the Hessian scaling (part 3)")
     args = parser.parse_args(argv)
     windows, loops = (3, 1) if args.quick else (41, 1)
+    if args.scaling:
+        scaling_table(windows)
+        return
     sizes, batch = [784, 512, 512, 10], 128
 
     check_hvp_matches_finite_difference([5, 7, 3], 4)
@@ -227,6 +277,8 @@ def main(argv=None):
           "tg.autograd.hessian")
     print(f"{'hessian ms':>12s} {'grad ms':>8s} {'ratio':>6s}  goal")
     print(f"{a * 1e3:12.2f} {b * 1e3:8.2f} {r:6.1f}  < 10 ms: {'met' if a < 0.010 else 'NOT met'}")
+
+    scaling_table(windows)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@
 
     python examples/graph_tour.py [OUT_DIR]        # default: runs/graph_tour
 
-Without Graphviz's `dot` the DOT text is written instead (.dot files).
+Every picture is drawn with fit=True: legible at 100% on a screen (1800 px
+wide), left to right, else top to bottom, else folded with a note that says
+so; draw_graph(..., fit=False) draws every node. Without Graphviz's `dot` the
+DOT text is written instead (.dot files).
 """
 
 import os
@@ -23,7 +26,9 @@ from tinygrad_opt.graph import DotNotFoundError, render
 
 def save(digraph, path):
     try:
-        print("wrote", render(digraph, path))
+        fit = digraph.stats.get("fit")
+        size = f" ({fit['size'][0]:.0f}x{fit['size'][1]:.0f} px)" if fit else ""
+        print("wrote", render(digraph, path) + size)
     except DotNotFoundError as error:
         print(error)
         print("wrote", render(digraph, os.path.splitext(path)[0] + ".dot"))
@@ -74,15 +79,16 @@ def main(out_dir="runs/graph_tour"):
     os.makedirs(out_dir, exist_ok=True)
     g = micrograd_expression()
     print(f"micrograd: g = {g.item():.4f}")
-    save(tg.draw_graph(g, legend=True), os.path.join(out_dir, "micrograd.svg"))
-    save(tg.draw_graph(g, mode="both"), os.path.join(out_dir, "micrograd_both.svg"))
+    save(tg.draw_graph(g, legend=True, fit=True), os.path.join(out_dir, "micrograd.svg"))
+    save(tg.draw_graph(g, mode="both", fit=True), os.path.join(out_dir, "micrograd_both.svg"))
 
     model, loss = mlp_loss()
     print(f"MLP 2-4-1: loss = {loss.item():.4f}")
-    save(tg.draw_graph(loss, params=model, mode="both"), os.path.join(out_dir, "mlp_loss.svg"))
+    save(tg.draw_graph(loss, params=model, mode="both", fit=True),
+         os.path.join(out_dir, "mlp_loss.svg"))
 
     vhv = curvature(model, loss)
-    picture = tg.draw_graph(vhv, params=model, legend=True)
+    picture = tg.draw_graph(vhv, params=model, legend=True, fit=True)
     counts = ", ".join(f"order {k}: {n}" for k, n in picture.stats["ops_by_order"].items())
     print(f"vᵀHv = {vhv.item():.4f}; ops per derivative order: {counts}")
     save(picture, os.path.join(out_dir, "mlp_hvp.svg"))

@@ -34,30 +34,50 @@ def test_expression_to_dot_carries_values_and_gradients(tmp_path):
     out = tmp_path / "g.dot"
     assert main(EXPR + ["--out", str(out)]) == 0
     source = out.read_text()
-    assert "{ a | data 2.0000 | grad -3.0000 }" in source
-    assert "{ b | data -3.0000 | grad 2.0000 }" in source
-    assert "{ c | data 1.0000 | grad 0.4200 }" in source  # 1 - tanh(1)²
+    assert 'label="a | data 2.0000 | grad -3.0000"' in source
+    assert 'label="b | data -3.0000 | grad 2.0000"' in source
+    assert 'label="c | data 1.0000 | grad 0.4200"' in source  # 1 - tanh(1)²
     assert len(NODE.findall(source)) == 9
 
 
-def test_dot_text_goes_to_stdout_without_out(capsys):
-    assert main(EXPR + ["--mode", "both"]) == 0
+def test_dot_text_goes_to_stdout_with_out_dash(capsys):
+    assert main(EXPR + ["--mode", "both", "--out", "-"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("digraph {") and "#1 AddBackward" in out
 
 
+@NEEDS_DOT
+def test_the_default_picture_goes_to_runs_graph_and_fits_a_screen(tmp_path, monkeypatch,
+                                                                   capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", "--mlp", "2-4-1", "--order", "2"]) == 0
+    line = one_line(capsys.readouterr().out)
+    path = tmp_path / "runs" / "graph" / "mlp-2-4-1-order2.svg"
+    assert line.startswith(f"wrote {path.relative_to(tmp_path)}: ") and path.exists()
+    svg = path.read_text()
+    width, height = (float(v) * 96 / 72 for v in re.search(
+        r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups())
+    assert width <= 1800 and height <= 2200 and 'transform="scale(1 1)' in svg
+    folded = len(re.findall('class="node"', svg))
+    assert "--full draws them all" in line and f"folded to {folded} nodes" in line
+    assert main(["graph", "--mlp", "2-4-1", "--order", "2", "--full",
+                 "--out", str(tmp_path / "full.svg")]) == 0
+    assert len(re.findall('class="node"', (tmp_path / "full.svg").read_text())) > folded
+    assert "folded" not in capsys.readouterr().out
+
+
 def test_statements_name_the_tensors(capsys):
     assert main(["graph", "--expr", "e = a*b; d = e + c; L = d * f", "--var", "a=2",
-                 "--var", "b=-3", "--var", "c=10", "--var", "f=-2"]) == 0
+                 "--var", "b=-3", "--var", "c=10", "--var", "f=-2", "--out", "-"]) == 0
     out = capsys.readouterr().out
-    for label in ("{ L | data -8.0000 | grad 1.0000 }", "{ d | data 4.0000 | grad -2.0000 }",
-                  "{ e | data -6.0000 | grad -2.0000 }", "{ a | data 2.0000 | grad 6.0000 }"):
+    for label in ('label="L | data -8.0000 | grad 1.0000"', 'label="d | data 4.0000 | grad -2.0000"',
+                  'label="e | data -6.0000 | grad -2.0000"', 'label="a | data 2.0000 | grad 6.0000"'):
         assert label in out
 
 
 def test_mlp_second_order(tmp_path):
     out = tmp_path / "mlp.dot"
-    assert main(["graph", "--mlp", "2-4-1", "--order", "2", "--out", str(out)]) == 0
+    assert main(["graph", "--mlp", "2-4-1", "--order", "2", "--full", "--out", str(out)]) == 0
     source = out.read_text()
     assert "subgraph cluster_forward_order1" in source
     assert "layers.0.weight" in source and "(4, 2) | float64" in source
@@ -84,6 +104,7 @@ def test_mlp_max_nodes(tmp_path):
     (["graph", "--mlp", "2-x-1"], "--mlp expects"),
     (["graph", "--mlp", "2-1", "--var", "a=1"], "--var applies to --expr"),
     (["graph", "--expr", "a", "--var", "a=1", "--out", "g.txt"], "--out g.txt"),
+    (["graph", "--expr", "a", "--var", "a=1", "--fit", "wide"], "--fit expects"),
     (["graph", "--expr", "a", "--var", "a=1", "--mode", "up"], "invalid choice"),
     (["graph", "--expr", "a", "--var", "a=1", "--bogus"], "unrecognized arguments"),
     ([], "choose a command"),
@@ -109,4 +130,6 @@ def test_help_exits_0(capsys):
     assert main(["--help"]) == 0
     assert "graph" in capsys.readouterr().out
     assert main(["graph", "--help"]) == 0
-    assert "--expr" in capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--expr", "--fit WxH", "--full", "runs/graph/NAME.svg", "3-D boxes"):
+        assert flag in text

@@ -4,6 +4,7 @@ import importlib.util
 import pathlib
 import time
 
+import numpy as np
 import pytest
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
@@ -43,4 +44,32 @@ def test_sine_regression_runs(capsys):
 
 @pytest.mark.parametrize("name", ["digits", "moons", "sine_regression"])
 def test_examples_stay_short(name):
+    assert len((EXAMPLES / f"{name}.py").read_text().splitlines()) < 100
+
+
+def test_curve_fitting_second_order_methods_reach_the_least_squares_fit(capsys):
+    runs = load("curve_fitting").main()
+    best = runs["Levenberg-Marquardt"]["cost"]
+    for name in ("Gauss-Newton", "Levenberg (λI)", "LM, trust region (default)"):
+        assert abs(runs[name]["cost"] - best) < 1e-6 * best
+    assert runs["GD + Armijo"]["cost"] > 10 * best  # the lesson: GD is far from it
+    assert "Levenberg-Marquardt" in capsys.readouterr().out
+
+
+def test_lbfgs_rosenbrock_converges_where_gd_does_not(capsys):
+    out = load("lbfgs_rosenbrock").main()
+    np.testing.assert_allclose(out["x"], [1.0, 1.0], atol=1e-5)
+    assert out["others"]["gd"].fun > 1e-6 and out["others"]["bfgs"].fun < 1e-10
+    capsys.readouterr()
+
+
+def test_newton_solves_linear_regression_in_one_step(capsys):
+    out = load("newton_linear_regression").main()
+    assert out["newton_error"] < 1e-8 < out["gd_error"]
+    assert "2XᵀX: True" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["curve_fitting", "lbfgs_rosenbrock",
+                                  "newton_linear_regression"])
+def test_the_other_examples_stay_short(name):
     assert len((EXAMPLES / f"{name}.py").read_text().splitlines()) < 100

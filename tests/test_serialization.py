@@ -1,13 +1,19 @@
 """tg.save / tg.load: exact round trips, atomic writes, and refusing files that are not ours."""
 
 import io
+import json
 import math
 import os
 import pickle
+import subprocess
+import sys
+import zipfile
 from collections import OrderedDict
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tinygrad_opt as tg
 from tinygrad_opt import nn, optim
@@ -225,3 +231,145 @@ def test_gpu_tensors_round_trip(tmp_path):
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(on_cpu[k].numpy(), v.numpy())
         assert on_cpu[k].device == "cpu"
+
+
+# -- crafted and damaged files -------------------------------------------------------
+
+def _npy_bytes(header, data):
+    """A .npy entry from an explicit header dict and raw data bytes (which may disagree)."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, header)
+    return out.getvalue() + data
+
+
+def _crafted(tmp_path, root, entries=(), name="crafted.npz"):
+    """A checkpoint with our header around ``root`` (a structure, or its JSON text) and
+    the given raw .npy entries."""
+    root = root if isinstance(root, str) else json.dumps(root)
+    text = f'{{"format": "tinygrad_opt checkpoint", "version": 1, "root": {root}}}'
+    path = os.path.join(tmp_path, name)
+    with zipfile.ZipFile(path, "w") as archive:
+        header = io.BytesIO()
+        np.save(header, np.frombuffer(text.encode(), np.uint8))
+        archive.writestr("__tinygrad_opt__.npy", header.getvalue())
+        for entry, raw in dict(entries).items():
+            archive.writestr(entry + ".npy", raw)
+    return path
+
+
+def _vector_entry(n=3):
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(float(n)))
+    return buffer.getvalue()
+
+
+def _deep(levels):
+    """The JSON text of lists nested ``levels`` deep (too deep for json.dumps itself)."""
+    return '{"t": "list", "v": [' * levels + "null" + "]}" * levels
+
+
+CRAFTED = [
+    ("deeply nested", _deep(5000), {}, "nested more than"),
+    ("barely too deep", _deep(150), {}, "nested more than 100 levels"),
+    ("3-element dict entry", {"t": "dict", "v": [["k", 1, 2]]}, {}, "3 elements"),
+    ("unknown device", {"t": "tensor", "a": "a0", "device": "tpu:0"}, {"a0": _vector_entry()},
+     "unknown device 'tpu:0'"),
+    ("10^13 elements", {"t": "ndarray", "a": "a0"},
+     {"a0": _npy_bytes({"descr": "<f8", "fortran_order": False, "shape": (10 ** 13,)},
+                       b"\0" * 16)}, "declares shape (10000000000000,)"),
+    ("shorter than its header", {"t": "ndarray", "a": "a0"},
+     {"a0": _npy_bytes({"descr": "<f8", "fortran_order": False, "shape": (100,)},
+                       b"\0" * 80)}, "(800 bytes) but holds 80 bytes"),
+    ("scalar tag on a vector", {"t": "scalar", "a": "a0"}, {"a0": _vector_entry()},
+     "'scalar' entry holds an array of shape (3,)"),
+    ("missing entry", {"t": "ndarray", "a": "a7"}, {}, "'a7' it refers to is missing"),
+    ("values not a list", {"t": "list", "v": 3}, {}, "no list of values"),
+    ("unknown tag", {"t": "lambda"}, {}, "unknown entry type 'lambda'"),
+    ("device not a name", {"t": "tensor", "a": "a0", "device": 7}, {"a0": _vector_entry()},
+     "device is 7"),
+]
+
+
+@pytest.mark.parametrize("root,entries,words", [c[1:] for c in CRAFTED], ids=[c[0] for c in CRAFTED])
+def test_crafted_files_raise_checkpoint_error(tmp_path, root, entries, words):
+    path = _crafted(tmp_path, root, entries)
+    with pytest.raises(CheckpointError) as info:
+        tg.load(path)
+    message = str(info.value).replace(str(tmp_path), "")
+    assert words in message and "\n" not in message and message.startswith("tg.load: ")
+    assert "pickle" not in message
+
+
+def test_only_pickled_data_is_called_pickle(tmp_path):
+    text = os.path.join(tmp_path, "notes.txt")
+    with open(text, "w") as handle:
+        handle.write("just some text\n")
+    with pytest.raises(CheckpointError, match=r"not an \.npz \(zip\) file") as info:
+        tg.load(text)
+    assert "pickle" not in str(info.value).replace(str(tmp_path), "")
+    pickled = os.path.join(tmp_path, "state.pkl")
+    with open(pickled, "wb") as handle:
+        pickle.dump([1, 2], handle, protocol=4)
+    with pytest.raises(CheckpointError, match="holds pickled data"):
+        tg.load(pickled)
+
+
+def test_save_refuses_structures_nested_too_deep(tmp_path):
+    deep = []
+    for _ in range(150):
+        deep = [deep]
+    loop = []
+    loop.append(loop)
+    for obj in (deep, loop):
+        with pytest.raises(ValueError, match="nested more than 100 levels"):
+            tg.save(obj, os.path.join(tmp_path, "deep.npz"))
+    assert os.listdir(tmp_path) == []
+
+
+_GOOD = {"model": {"w": tg.tensor([[1.0, 2.0], [3.0, 4.0]]), "b": tg.tensor(0.5)},
+         "opt": {"state": {0: {"step": np.float32(3.0), "m": np.arange(4.0)}},
+                 "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "params": [0]}]},
+         "note": "ok", "raw": b"\x01\x02"}
+
+
+def _good_bytes():
+    buffer = io.BytesIO()
+    tg.save(_GOOD, buffer)
+    return buffer.getvalue()
+
+
+GOOD_BYTES = _good_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_checkpoints_load_identically_or_raise_checkpoint_error(data):
+    raw = bytearray(GOOD_BYTES)
+    if data.draw(st.booleans(), label="truncate"):
+        raw = raw[:data.draw(st.integers(0, len(raw) - 1), label="length")]
+    else:
+        for _ in range(data.draw(st.integers(1, 4), label="flips")):
+            at = data.draw(st.integers(0, len(raw) - 1), label="at")
+            raw[at] ^= data.draw(st.integers(1, 255), label="xor")
+    try:
+        back = tg.load(io.BytesIO(bytes(raw)))
+    except CheckpointError as error:
+        assert str(error).startswith("tg.load: ") and "\n" not in str(error)
+    else:
+        _same(_GOOD, back)
+
+
+def test_a_save_removes_temporaries_of_killed_writers(tmp_path):
+    path = os.path.join(tmp_path, "ck.npz")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = [os.path.join(tmp_path, f".ck.npz.{gone.pid}.{tag}.tmp") for tag in ("x1", "x2")]
+    live = os.path.join(tmp_path, f".ck.npz.{os.getpid()}.busy.tmp")  # a writer still running
+    other = os.path.join(tmp_path, f".other.npz.{gone.pid}.x3.tmp")    # another path's file
+    for name in stale + [live, other]:
+        with open(name, "wb") as handle:
+            handle.write(b"\0" * 100)
+    tg.save({"w": tg.ones(2)}, path)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["ck.npz", os.path.basename(live), os.path.basename(other)])
+    assert tg.load(path)["w"].numpy().tolist() == [1.0, 1.0]

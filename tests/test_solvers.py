@@ -209,3 +209,75 @@ def test_errors_are_one_clear_sentence():
     with pytest.raises(ValueError, match="too large to probe"):
         linalg.pcg(lambda v: v, np.ones(linalg.solvers.PROBE_LIMIT + 1))
     assert "converged" in repr(linalg.cg(np.eye(2), np.ones(2)))
+
+
+# -- direct solvers, the one entry point, divergence (issue 13, items 4 and 12) ----------------
+
+
+@pytest.mark.parametrize("method", linalg.solvers.METHODS)
+def test_solve_by_every_method_matches_numpy(method):
+    A = dominant(12, seed=4)
+    A = A @ A.T if method in ("cholesky", "cg", "pcg") else A  # SPD where the method needs it
+    b = np.random.default_rng(5).standard_normal(12)
+    x = linalg.solve(A, b, method=method)
+    np.testing.assert_allclose(x, np.linalg.solve(A, b), rtol=1e-8, atol=1e-10)
+    xt = linalg.solve(tg.tensor(A, dtype="float64"), tg.tensor(b, dtype="float64"),
+                      method=method)
+    assert isinstance(xt, tg.Tensor)
+    np.testing.assert_allclose(xt.numpy(), x, rtol=1e-10, atol=1e-12)
+
+
+def test_direct_solvers_match_torch_and_take_blocks():
+    torch = pytest.importorskip("torch")
+    A = spd(10, 50.0, seed=6)
+    B = np.random.default_rng(7).standard_normal((10, 3))
+    expected = torch.linalg.solve(torch.tensor(A), torch.tensor(B)).numpy()
+    for solver in (linalg.lu_solve, linalg.qr_solve):
+        np.testing.assert_allclose(solver(A, B), expected, rtol=1e-10)
+    np.testing.assert_allclose(linalg.solve(A, B, method="cholesky"), expected, rtol=1e-10)
+
+
+def test_direct_solver_errors_are_one_sentence():
+    with pytest.raises(ValueError, match=r"must be a square matrix .* got shape \(3, 2\)"):
+        linalg.solve(np.ones((3, 2)), np.ones(3), method="qr")
+    with pytest.raises(ValueError, match="A has shape"):
+        linalg.lu_solve(np.eye(3), np.ones(4))
+    with pytest.raises(ValueError, match="is singular"):
+        linalg.solve(np.ones((3, 3)), np.ones(3), method="lu")
+    with pytest.raises(ValueError, match="is singular"):
+        linalg.qr_solve(np.ones((3, 3)), np.ones(3))
+    with pytest.raises(ValueError, match="not positive definite; use method='lu'"):
+        linalg.solve(np.diag([1.0, -1.0]), np.ones(2), method="cholesky")
+    with pytest.raises(ValueError, match="is not symmetric"):
+        linalg.solve(np.array([[2.0, 1.0], [0.0, 2.0]]), np.ones(2), method="cholesky")
+    with pytest.raises(ValueError, match="unknown method 'svd'"):
+        linalg.solve(np.eye(2), np.ones(2), method="svd")
+    with pytest.raises(TypeError, match="direct methods take no options"):
+        linalg.solve(np.eye(2), np.ones(2), method="lu", tol=1e-3)
+
+
+NOT_DOMINANT = np.array([[1.0, 3.0], [2.0, 1.0]])
+
+
+def test_jacobi_and_gauss_seidel_stop_when_they_diverge_and_say_why():
+    b = np.ones(2)
+    D = np.diag(np.diag(NOT_DOMINANT))
+    radius_j = np.abs(np.linalg.eigvals(np.eye(2) - np.linalg.solve(D, NOT_DOMINANT))).max()
+    L, U = np.tril(NOT_DOMINANT, -1), np.triu(NOT_DOMINANT, 1)
+    radius_gs = np.abs(np.linalg.eigvals(-np.linalg.solve(D + L, U))).max()
+    for solver, radius in ((linalg.jacobi, radius_j), (linalg.gauss_seidel, radius_gs)):
+        res = solver(NOT_DOMINANT, b)
+        assert not res.converged and res.niter < 50  # stopped long before maxiter
+        assert np.all(np.isfinite(res.x)) and np.isfinite(res.residuals).all()
+        assert res.message.startswith("diverged: the residual grew from")
+        assert f"spectral radius {radius:.3g} > 1" in res.message
+        assert "diagonally dominant" in res.message
+    with pytest.raises(RuntimeError, match="did not converge: diverged"):
+        linalg.solve(NOT_DOMINANT, b, method="jacobi")
+    fixed = linalg.gradient_descent(np.diag([1.0, 10.0]), b, lr=0.3)
+    assert fixed.message.startswith("diverged") and "exceeds 2/λmax(A)" in fixed.message
+
+
+def test_a_slow_but_convergent_splitting_still_reaches_maxiter_honestly():
+    res = linalg.jacobi(dominant(6), np.ones(6), maxiter=2, tol=1e-14)
+    assert not res.converged and res.message == "reached maxiter=2"

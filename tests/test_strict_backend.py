@@ -336,13 +336,14 @@ LOSSES = {
 
 def _batch(kind, device, n=16, classes=3):
     rng = np.random.default_rng(1)
-    x = tg.tensor(rng.standard_normal((n, 4)), device=device)
+    floats = tg.get_default_dtype()  # the model's: float64 into float32 is an error, as in torch
+    x = tg.tensor(rng.standard_normal((n, 4)), dtype=floats, device=device)
     if kind == "labels":
         y = tg.tensor(rng.integers(0, classes, n), device=device)
     elif kind == "values":
-        y = tg.tensor(rng.standard_normal((n, classes)), device=device)
+        y = tg.tensor(rng.standard_normal((n, classes)), dtype=floats, device=device)
     else:
-        y = tg.tensor(rng.uniform(0, 1, (n, classes)), device=device)
+        y = tg.tensor(rng.uniform(0, 1, (n, classes)), dtype=floats, device=device)
     return x, y
 
 

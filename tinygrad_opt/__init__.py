@@ -31,7 +31,6 @@ from .creation import (
     zeros,
     zeros_like,
 )
-from .function import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .functions import (
     abs,
     add,
@@ -62,8 +61,10 @@ from .functions import (
     neg,
     permute,
     pow,
+    promote_types,
     relu,
     reshape,
+    result_type,
     sigmoid,
     sin,
     softmax,
@@ -80,6 +81,7 @@ from .functions import (
     var,
     where,
 )
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import Tensor
 
 float32 = "float32"
@@ -128,6 +130,7 @@ __all__ = [
     "full_like",
     "get_default_dtype",
     "grad",
+    "inference_mode",
     "int64",
     "is_grad_enabled",
     "leaky_relu",
@@ -152,6 +155,7 @@ __all__ = [
     "optim",
     "permute",
     "pow",
+    "promote_types",
     "rand",
     "rand_like",
     "randint",
@@ -159,6 +163,7 @@ __all__ = [
     "randn_like",
     "relu",
     "reshape",
+    "result_type",
     "save",
     "set_default_dtype",
     "set_grad_enabled",

@@ -104,6 +104,73 @@ def to_dtype(dtype):
     raise TypeError(f"unknown dtype {dtype!r}: use one of {', '.join(sorted(_DTYPES))}.")
 
 
+# -- type promotion: PyTorch's rules ----------------------------------------------------------
+#
+# NumPy and PyTorch agree inside one category (bool < integer < floating: int32 with int64 is
+# int64, float32 with float64 is float64) but not across categories or dimensions, so the
+# engine asks these two functions whenever NumPy's result dtype differs from an input's.
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}
+
+
+def promote_types(a, b):
+    """``torch.promote_types``: a dtype of a higher category wins whole (float16 with
+    int64 is float16, int8 with bool is int8); within one category the wider one wins."""
+    a, b = np.dtype(a), np.dtype(b)
+    rank_a, rank_b = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    if rank_a != rank_b:
+        return a if rank_a > rank_b else b
+    return np.promote_types(a, b)
+
+
+def _promote_all(dtypes):
+    result = None
+    for dtype in dtypes:
+        result = dtype if result is None else promote_types(result, dtype)
+    return result
+
+
+def _python_number_dtype(value):
+    """The dtype a Python (or NumPy scalar) number stands for: bool, int64, or the
+    default float dtype -- its kind counts, never its size."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(value, (int, np.integer)):
+        return np.dtype(np.int64)
+    return _default_dtype
+
+
+def result_type(*operands):
+    """``torch.result_type``: the dtype an op on ``operands`` (arrays, anything with a
+    ``dtype`` and ``ndim`` such as Tensors, or Python numbers) computes in.
+
+    Operands form three tiers: arrays with dimensions, 0-d arrays, Python numbers.
+    A lower tier counts only when its category (bool < integer < floating) is higher
+    than every tier above it: float32 (n-d) with a float64 0-d tensor is float32, int32
+    (n-d) with 2.5 is the default float dtype, int32 with an int64 0-d tensor int32.
+    """
+    tiers = ([], [], [])
+    for operand in operands:
+        if hasattr(operand, "dtype") and not isinstance(operand, np.generic):
+            tiers[0 if operand.ndim else 1].append(np.dtype(operand.dtype))
+        else:
+            tiers[2].append(_python_number_dtype(operand))
+    dimensioned, zero_dim, numbers = (_promote_all(tier) for tier in tiers)
+    return _combine_tiers(dimensioned, _combine_tiers(zero_dim, numbers))
+
+
+def _combine_tiers(higher, lower):
+    """The dtype of a higher tier, unless the lower tier's category is higher (ATen's
+    ``combine_categories``); None stands for an empty tier."""
+    if higher is None:
+        return lower
+    if lower is None or higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return promote_types(higher, lower)
+    return higher  # integers: a lower tier's integer or bool never widens them
+
+
 def is_dtype(value):
     """True when ``value`` names a dtype we know ('float64', np.float32, ...)."""
     try:

@@ -4,19 +4,32 @@ Random numbers come from one NumPy generator on the host, whatever the device,
 so ``manual_seed(0)`` gives the same initial weights on the CPU and the GPU.
 """
 
+import threading
+
 import numpy as np
 
 from . import backend
 from .tensor import Tensor
 
 _generator = np.random.default_rng(0)
+# Threads may draw at the same time (a Dask worker runs trials on threads): NumPy's
+# Generator locks its state during each draw, and this lock keeps a draw here
+# from straddling a manual_seed in another thread.
+_lock = threading.Lock()
 
 
 def manual_seed(seed):
     """Seed every random constructor (rand, randn, init, Dropout, shuffles)."""
     global _generator
-    _generator = np.random.default_rng(seed)
+    with _lock:
+        _generator = np.random.default_rng(seed)
     return _generator
+
+
+def _draw(method, *args, **kwargs):
+    """One draw from the shared generator, safe while other threads draw or seed."""
+    with _lock:
+        return getattr(_generator, method)(*args, **kwargs)
 
 
 def generator():
@@ -27,8 +40,13 @@ def generator():
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor that owns a copy of ``data``, as ``torch.tensor`` does: an
     optimizer updating it in place never changes the caller's array.
-    (``Tensor(array)`` shares the array's memory, like ``torch.as_tensor``.)"""
-    if hasattr(data, "copy") and hasattr(data, "shape"):
+    (``Tensor(array)`` shares the array's memory, like ``torch.as_tensor``.)
+
+    The dtype, unless given: an array's or a NumPy scalar's own (``np.float64(1.0)``
+    gives float64, as in PyTorch); Python floats the default dtype, ints int64."""
+    if isinstance(data, np.generic):
+        data = np.asarray(data)  # a 0-d array of its own dtype, in new memory
+    elif hasattr(data, "copy") and hasattr(data, "shape"):
         data = data.copy()
     elif isinstance(data, Tensor):
         data = data.data.copy()
@@ -82,16 +100,16 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
     """Uniform on [0, 1)."""
-    return _make(_generator.random(_shape(size)), dtype, device, requires_grad)
+    return _make(_draw("random", _shape(size)), dtype, device, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
     """Standard normal."""
-    return _make(_generator.standard_normal(_shape(size)), dtype, device, requires_grad)
+    return _make(_draw("standard_normal", _shape(size)), dtype, device, requires_grad)
 
 
 def randint(low, high, size, dtype=None, device=None):
-    return _make(_generator.integers(low, high, size=size, dtype=np.int64), dtype, device, False)
+    return _make(_draw("integers", low, high, size=size, dtype=np.int64), dtype, device, False)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):

@@ -381,11 +381,13 @@ def _empty_like(array):
 # ReLU's backward: g ⊙ [out > 0] in one kernel (instead of a mask kernel and a multiply)
 # ---------------------------------------------------------------------------------------
 
-RELU_BACKWARD = "T mask = out > 0;\ny = g * mask;"
+# [out != 0] in the kernel subset (which has no '='): out is relu's output, so positive,
+# zero or NaN; a comparison with NaN is false, so NaN gets 1 - 0 = 1, zero 1 - 1 = 0.
+RELU_BACKWARD = "T mask = 1 - (out < 1) * (1 - (out > 0));\ny = g * mask;"
 
 
 def relu_backward(g, out):
-    """g ⊙ [out > 0] as one fused kernel on CuPy arrays of one float dtype and shape;
+    """g ⊙ [out != 0] (at a NaN input the gradient passes, as in PyTorch) as one fused kernel on CuPy arrays of one float dtype and shape;
     None when the arrays are not such (the caller then multiplies by the mask).
     A NaN in g stays NaN where the mask is 0, as with the multiply."""
     if type(g) is np.ndarray:

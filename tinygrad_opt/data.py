@@ -37,6 +37,7 @@ __all__ = [
     "Split",
     "StratifiedKFold",
     "TensorDataset",
+    "first_non_finite",
     "load_digits",
     "make_blobs",
     "make_circles",
@@ -351,6 +352,22 @@ class StratifiedKFold(KFold):
 
 
 # -- datasets and the loader --------------------------------------------------------------------
+
+
+def first_non_finite(array):
+    """``(row, value)`` of the first row of ``array`` (NumPy, CuPy or Tensor) holding NaN or
+    ±inf, the value a host float; None when every entry is finite (integer arrays always)."""
+    a = _as_array(array)
+    if a.dtype.kind != "f":
+        return None
+    xp = backend.xp_of((a,))
+    finite = xp.isfinite(a)
+    if bool(finite.all()):  # one check (and one GPU sync) in the usual case
+        return None
+    bad_rows = backend.to_host(~finite.reshape(len(a), -1).all(axis=1)) if a.ndim else [True]
+    row = int(np.argmax(bad_rows))
+    values = backend.to_host(a[row] if a.ndim else a).reshape(-1)
+    return row, float(values[~np.isfinite(values)][0])
 
 
 class TensorDataset:

@@ -1,5 +1,6 @@
 """The function forms of the ops: ``tg.exp(x)``, ``tg.cat([a, b])``, ``tg.where(c, x, y)``."""
 
+from . import backend
 from .ops import elementwise as E
 from .ops import movement as M
 from .tensor import Tensor, _operand
@@ -203,3 +204,15 @@ def unsqueeze(x, dim):
 
 def flatten(x, start_dim=0, end_dim=-1):
     return _t(x).flatten(start_dim, end_dim)
+
+
+def result_type(tensor1, tensor2):
+    """The dtype an op on ``tensor1`` and ``tensor2`` (Tensors or Python numbers) gives,
+    as ``torch.result_type``: see ``backend.result_type`` for the rule."""
+    return backend.result_type(tensor1, tensor2)
+
+
+def promote_types(type1, type2):
+    """The smallest dtype both convert to, as ``torch.promote_types``: a higher category
+    (bool < integer < floating) wins whole; float16 with int64 is float16."""
+    return backend.promote_types(backend.to_dtype(type1), backend.to_dtype(type2))

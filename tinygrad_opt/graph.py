@@ -17,15 +17,42 @@ What the pictures show (the legend; ``legend=True`` also draws it):
 - grey rounded box ``#k MulBackward`` (mode="backward"): the k-th backward
   function the engine runs; each edge carries the gradient it hands on, and the
   light-blue leaves collect theirs;
-- red dashed border: freed by a backward without ``retain_graph=True``;
-- note "… N more nodes": what ``max_nodes`` left out; 3-D box: a folded module.
+- red dashed border "(freed)": freed by a backward through more than
+  ``function.TRACE_NODES`` tensors, which keeps no trace;
+- note "… N more nodes": what ``max_nodes`` (or ``fit``) left out; 3-D box: a
+  folded module; grey line on top: what was folded, or kept as shape only.
 
 Scalars and tiny tensors (at most ``TINY`` elements) are micrograd's records
-``{ name | data | grad }``; larger tensors show name, shape and dtype (and the
-norm of the gradient). The gradient shown is ∂root/∂tensor, computed for the
-picture by a backward pass that touches no ``.grad`` and frees nothing (our
-engine keeps no gradients of intermediates); a non-scalar root has no such
-gradient, so only the leaves' ``.grad`` appear.
+``name | data | grad`` (fields stacked, so a node is as narrow as its longest
+line); larger tensors show name, shape and dtype (and the norm of the
+gradient). The gradient shown is ∂root/∂tensor, computed for the picture by a
+backward pass that touches no ``.grad`` and frees nothing (our engine keeps no
+gradients of intermediates); a non-scalar root has no such gradient, so only
+the leaves' ``.grad`` appear.
+
+After a backward: micrograd's workflow is ``L.backward(); draw_dot(L)``, and
+it works here too. A backward without ``retain_graph=True`` must still free
+the graph's arrays -- a training loop would otherwise hold every step's
+activations -- so instead of keeping the graph alive, each node it frees keeps
+a :class:`~tinygrad_opt.function.NodeTrace`: the op, the output's shape, dtype
+and name, its inputs (the nodes that made them, the parameters themselves,
+constants as shape and dtype), and, for tensors of at most 16 elements only,
+copies of the values and of the gradients that flowed (into the output, and
+out to each input). That is a few hundred bytes a node, never an activation,
+and a backward through more than 10,000 tensors keeps none (such a picture
+cannot be read; its ops are drawn "(freed)"). A trace goes when the output does: the graph of a training step vanishes once
+its loss is overwritten. ``draw_graph`` reads these traces as it reads a live
+graph, so the picture after ``backward()`` is the picture before it -- with
+the gradients the engine really computed -- except that tensors larger than
+16 elements show shape and dtype only (a note on the picture says so).
+
+Pictures to read, not to shrink: ``fit=True`` (the ``graph`` command's
+default, the demo report's figure) lays the graph out to fit a screen at 100%
+-- left to right, else top to bottom (long chains), else folded, modules
+first -- with a line on the picture saying what was folded and how to draw it
+all; fonts are never scaled down. :func:`html_figure` embeds it in a report
+page as inline SVG with the whole graph one click away (pan and zoom, no
+script).
 
 Node ids come from a counter in traversal order (breadth first from the root,
 inputs in order), never from ``id()``: the same computation gives the same
@@ -37,6 +64,7 @@ then by folding the nodes furthest from the root into one summary node.
 
 import math
 import os
+import re
 import shutil
 import uuid
 from collections import deque
@@ -47,9 +75,11 @@ import numpy as np
 from . import function
 from .tensor import Tensor
 
-__all__ = ["TINY", "DotNotFoundError", "dot_available", "draw_graph", "render"]
+__all__ = ["SCREEN", "TINY", "DotNotFoundError", "dot_available", "draw_graph", "html_figure",
+           "picture_size", "render"]
 
 TINY = 4  # show_data="auto": tensors with at most this many elements show their values
+FONT_SIZE = "11"  # points, drawn at 100%: never scaled down to fit (see fit_screen)
 # Beyond this many ops draw_graph does not compute the gradients for the labels
 # (a full extra backward pass); the structure is still drawn.
 GRADIENT_LIMIT = 100_000
@@ -59,7 +89,7 @@ INSTALL_HINT = ("install Graphviz with 'sudo apt-get install graphviz' (Debian/U
 
 # Colours: torchviz's for leaves and outputs; one per derivative order.
 LEAF, CONST, INTER, OUTPUT = "lightblue", "#e6e6e6", "white", "darkolivegreen1"
-OP_FILL, BACKWARD_FILL, FREED = "#f5f5f5", "#d9d9d9", "#cb181d"
+OP_FILL, BACKWARD_FILL, NOTE, FREED = "#f5f5f5", "#d9d9d9", "#525252", "#cb181d"
 ORDER_FILL = ("#fdd0a2", "#dadaeb", "#c7e9c0", "#fcbba1")  # order 1, 2, 3, 4 (then again)
 ORDER_LINE = ("#e6550d", "#756bb1", "#31a354", "#de2d26")
 MODULE_LINE = "#6baed6"
@@ -167,6 +197,163 @@ def render(digraph, path, format=None):
 
 
 # ---------------------------------------------------------------------------
+# Fitting a screen: a picture is read at 100%, so it is folded, never shrunk
+# ---------------------------------------------------------------------------
+
+# CSS pixels: as wide as a full-HD screen less the browser's frame, and at most
+# two screens tall (a page is read by scrolling down, never sideways)
+SCREEN = (1800, 2200)
+PX_PER_INCH = 96       # CSS pixels per inch; Graphviz lays out in inches
+FIT_START = 300        # larger graphs are not laid out whole: folding starts here
+FIT_SMALLEST = 6       # below this many nodes folding stops (output, summary, modules)
+FIT_TRIES = 8          # node budgets tried, each laid out in both directions
+
+
+def picture_size(digraph):
+    """(width, height) of the rendered picture in CSS pixels at 100%, margins
+    included (needs dot): the size of its SVG, whose points are 1/72 inch."""
+    _require(digraph.engine)
+    svg = graphviz.Digraph.pipe(digraph, format="svg")
+    width, height = re.search(rb'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups()
+    return float(width) * PX_PER_INCH / 72, float(height) * PX_PER_INCH / 72
+
+
+def _overflow(size, screen):
+    """How many times too large the picture is (at most 1: it fits)."""
+    return max(size[0] / screen[0], size[1] / screen[1])
+
+
+def _fit(root, screen, rankdir, options):
+    """The most complete picture that fits ``screen``: the whole graph in
+    ``rankdir``, else in the other direction (top to bottom suits long chains),
+    else folded (modules first, then a summary node) to the largest node budget
+    that fits in either direction, found by bisection. Fonts keep their size:
+    nothing is scaled down."""
+    directions = (rankdir, "TB" if rankdir in ("LR", "RL") else "LR")
+    whole = draw_graph(root, rankdir=rankdir, **options)
+    total = whole.stats["drawn"]
+
+    def attempt(budget):
+        """(overflow, digraph): the first direction that fits, else the one
+        that comes closest; a folded picture carries its note when measured."""
+        best = None
+        for direction in directions:
+            if budget is None and direction == rankdir:
+                digraph = whole
+            else:
+                digraph = draw_graph(root, rankdir=direction, max_nodes=budget, **options)
+            if budget is not None:
+                _note_folding(digraph, screen, total)
+            size = picture_size(digraph)
+            digraph.stats["fit"] = {"screen": screen, "size": size, "max_nodes": budget,
+                                    "fits": _overflow(size, screen) <= 1,
+                                    "rankdir": direction}
+            if best is None or _overflow(size, screen) < best[0]:
+                best = (_overflow(size, screen), digraph)
+            if best[0] <= 1:
+                break
+        return best
+
+    if total <= FIT_START:
+        best = attempt(None)
+        if best[0] <= 1:
+            return best[1]
+        too_many, budget = total, int(total / best[0] ** 1.5)
+    else:
+        too_many, budget = total, FIT_START
+    fitting = None  # (budget, digraph) of the largest budget known to fit
+    for _ in range(FIT_TRIES):
+        budget = max(FIT_SMALLEST, min(budget, too_many - 1))
+        ratio, digraph = attempt(budget)
+        if ratio <= 1:
+            fitting = (budget, digraph)
+        else:
+            too_many, best = budget, (ratio, digraph)
+        if fitting is not None:
+            if too_many - fitting[0] <= max(2, too_many // 10):
+                break
+            budget = (fitting[0] + too_many) // 2
+        elif budget == FIT_SMALLEST:
+            break
+        else:
+            budget = int(budget / ratio ** 1.5)
+    return fitting[1] if fitting is not None else best[1]
+
+
+def _note_folding(digraph, screen, total):
+    stats = digraph.stats
+    where = [f"{stats['modules_folded']} module(s) as 3-D boxes"] * bool(
+        stats["modules_folded"]) + [f"{stats['hidden']} node(s) in the grey note"] * bool(
+        stats["hidden"])
+    _add_note(digraph, f"folded to fit a {screen[0]}×{screen[1]} px screen at 100%: "
+                       f"{stats['drawn']} of {total} nodes drawn ({', '.join(where)}); "
+                       "fit=False (command line: --full) draws every node")
+
+
+# ---------------------------------------------------------------------------
+# A report page: the fitted picture inline, the whole graph one click away
+# ---------------------------------------------------------------------------
+
+PAGE = (1040, 1400)  # the room on a report page (its column is 1100 px wide)
+ZOOMS = (25, 50, 100, 150, 200)  # percent, offered under the whole graph
+
+_FIGURE_STYLE = """<style>
+.tg-graph .pan { overflow: auto; max-height: 85vh; border: 1px solid #ccd; margin-top: .4em; }
+.tg-graph .pan img { max-width: none; border: 0; width: calc(var(--w) * var(--zoom, 1)); }
+.tg-graph .zoom label { margin: 0 .9em 0 .2em; font-size: .9em; }
+""" + "".join(f'.tg-graph input[value="{z}"]:checked ~ .pan {{ --zoom: {z / 100}; }}\n'
+              for z in ZOOMS) + "</style>"
+
+
+def _svg_image(digraph, alt, attrs=""):
+    """An <img> holding the picture as an SVG data URI, at its size at 100%."""
+    import base64
+    import html
+
+    svg = graphviz.Digraph.pipe(digraph, format="svg")
+    data = base64.b64encode(svg).decode("ascii")
+    return (f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(alt, quote=True)}"'
+            f"{attrs}>")
+
+
+def html_figure(root, *, caption="", page=PAGE, **options):
+    """An HTML fragment that shows the graph of ``root`` on a report page,
+    legible at 100% and needing no script: the picture fitted to ``page`` (see
+    ``draw_graph``'s ``fit``) as an SVG image at its own size, with its
+    caption; and, when that picture had to be folded, the whole graph one click
+    away (a ``<details>`` box) in a frame that pans with its scroll bars and
+    zooms from 25% to 200% (radio buttons and CSS). ``options`` go to
+    :func:`draw_graph`. Needs Graphviz's ``dot``.
+    """
+    import hashlib
+    import html
+
+    _require("dot")
+    fitted = draw_graph(root, fit=page, **options)
+    width, height = fitted.stats["fit"]["size"]
+    parts = [_FIGURE_STYLE, '<figure class="tg-graph">',
+             _svg_image(fitted, caption or "compute graph",
+                        f' width="{width:.0f}" height="{height:.0f}"')]
+    if caption:
+        parts.append(f"<figcaption>{html.escape(caption)}</figcaption>")
+    if fitted.stats["fit"]["max_nodes"] is not None:
+        whole = draw_graph(root, rankdir=fitted.stats["fit"]["rankdir"], **options)
+        width, height = picture_size(whole)
+        uid = "g" + hashlib.sha1(whole.source.encode("utf-8")).hexdigest()[:8]
+        # radio buttons, siblings of the frame, set its zoom through CSS alone
+        choices = "".join(
+            f'<input type="radio" name="{uid}" id="{uid}-z{z}" value="{z}"'
+            f'{" checked" * (z == 100)}><label for="{uid}-z{z}">{z}%</label>' for z in ZOOMS)
+        image = _svg_image(whole, "the whole graph", f' style="--w: {width:.0f}px"')
+        parts.append(f"<details><summary>The whole graph: {whole.stats['drawn']} nodes, "
+                     f"{width:.0f}×{height:.0f} px at 100%; scroll to pan, pick a zoom"
+                     f'</summary><div class="zoom">{choices}<div class="pan">{image}</div></div>'
+                     "</details>")
+    parts.append("</figure>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------
 # Labels
 # ---------------------------------------------------------------------------
 
@@ -208,8 +395,23 @@ def _values(array, limit=6):
     return f"[{head}, …, {tail}]"
 
 
-def _host(t):
-    return t.numpy() if isinstance(t, Tensor) else np.asarray(t)
+def _data(x):
+    """The array behind a Tensor or a traced tensor; a gradient may be an array itself."""
+    return x.data if isinstance(x, (Tensor, _Traced)) else x
+
+
+def _host(x):
+    """The values as a NumPy array (off the GPU if need be)."""
+    if isinstance(x, Tensor):
+        return x.numpy()
+    data = _data(x)
+    to_host = getattr(data, "get", None)  # a CuPy array
+    return np.asarray(data if isinstance(data, np.ndarray) or to_host is None else to_host())
+
+
+def _known(t):
+    """Whether the values of ``t`` are at hand (a trace keeps only tiny ones)."""
+    return not isinstance(_data(t), function.ArrayTrace)
 
 
 def _shape(shape):
@@ -258,8 +460,81 @@ def _order(node):
     return getattr(node, "order", 0) or 0
 
 
-def _walk_forward(model, root):
+# ---------------------------------------------------------------------------
+# After a backward: the traces that freed nodes keep
+# ---------------------------------------------------------------------------
+
+class _Traced:
+    """A tensor that a backward let go of, rebuilt from a trace: an
+    intermediate from the trace of the node that made it, a constant from the
+    ConstantTrace its consumer kept. It answers what the drawing asks a Tensor
+    (``_node``, ``data``, ``shape``, ``dtype``, ``name``, ``requires_grad``);
+    ``data`` is a copy of the values of a tiny tensor and an ArrayTrace (shape
+    and dtype only) for a larger one."""
+
+    __slots__ = ("_node", "data", "dtype", "grad", "name", "requires_grad", "shape")
+
+    def __init__(self, node=None, constant=None):
+        kept = node.trace if node is not None else constant
+        self._node, self.requires_grad, self.grad = node, node is not None, None
+        self.shape, self.dtype, self.name = kept.shape, kept.dtype, kept.name
+        values = kept.values  # None: only the shape and dtype were kept
+        self.data = values if values is not None else function.ArrayTrace(kept.shape, kept.dtype)
+
+
+class _Vertices:
+    """The tensors of one drawing, each drawn once: a freed node's inputs are
+    traces, and two traces of one tensor (or a trace and the live tensor) must
+    become the same vertex. An intermediate is known by the node that made it,
+    a leaf by itself, a constant by its id at trace time."""
+
+    def __init__(self):
+        self.by_key = {}
+
+    def inputs(self, node):
+        """The node's inputs: live ones as given, freed ones rebuilt from its trace."""
+        if node.inputs is not None:
+            entries = node.inputs
+        else:
+            entries = () if _untraced(node) else node.trace.inputs
+        return [self.vertex(t) if isinstance(t, (Tensor, function.Node,
+                                                 function.ConstantTrace)) else t
+                for t in entries]
+
+    def vertex(self, t):
+        if isinstance(t, Tensor):
+            key = t._node if t._node is not None else t
+        elif isinstance(t, function.Node):
+            key = t
+        else:
+            key = ("constant", t.key)
+        found = self.by_key.get(key)
+        if found is None:
+            if isinstance(t, Tensor):
+                found = t
+            elif isinstance(t, function.Node):
+                found = _Traced(node=t)
+            else:
+                found = _Traced(constant=t)
+            self.by_key[key] = found
+        return found
+
+
+def _traced(node):
+    """Whether a backward without retain_graph went through ``node`` and left
+    a trace: the gradients that backward handed on."""
+    return node is not None and node.trace is not None and node.trace is not function.UNTRACED
+
+
+def _untraced(node):
+    """Whether a backward through a graph too large to trace freed ``node``:
+    what its inputs were is gone."""
+    return node.inputs is None and node.trace is function.UNTRACED
+
+
+def _walk_forward(model, root, vertices):
     """Breadth first from the root: one item per tensor, op and raw constant."""
+    root = vertices.vertex(root)
     tensor_item = {root: model.add("tensor", root, None, "forward")}
     op_item = {}      # output tensor -> its op's item
     consumers = {}    # tensor item -> op items consuming it
@@ -273,13 +548,10 @@ def _walk_forward(model, root):
         op_item[t] = op
         model.items[tensor_item[t]].order = _order(node)
         model.edges.append((op, tensor_item[t], None))
-        inputs = node.inputs
-        if inputs is None:  # freed by a backward without retain_graph
-            continue
-        for inp in inputs:
+        for inp in vertices.inputs(node):
             if inp is None:
                 continue
-            if isinstance(inp, Tensor):
+            if isinstance(inp, (Tensor, _Traced)):
                 j = tensor_item.get(inp)
                 if j is None:
                     j = tensor_item[inp] = model.add("tensor", inp, None, "forward")
@@ -291,19 +563,44 @@ def _walk_forward(model, root):
     return tensor_item, op_item, consumers
 
 
-_UNKNOWN = object()  # "a gradient arrives here" when values are not computed
+_UNKNOWN = object()  # "a gradient arrives here" when its value is not known
 
 
-def _simulate_backward(root, values):
+def _add(a, b):
+    return _UNKNOWN if a is _UNKNOWN or b is _UNKNOWN else a + b
+
+
+def _handed(t, g, node, inputs, values, recorded):
+    """What ``t``'s backward hands to each input: computed by the op's vjp on a
+    live graph (``values``), read from the trace of a freed node (``recorded``:
+    the root was freed by the backward being drawn), else unknown."""
+    needs = node.needs_input_grad
+    if recorded and _traced(node):
+        kept = node.trace.input_grads or (None,) * len(needs)
+        return [None if k is None else _UNKNOWN if k is function.SHAPE_ONLY else k
+                for k in kept]
+    if not values or node.inputs is None or g is _UNKNOWN or not isinstance(t, Tensor):
+        return [_UNKNOWN] * len(needs)
+    grads = node.op.vjp(node, g, t)
+    return [gi.sum_to(inp.data.shape) if gi is not None and needed
+            and gi.data.shape != inp.data.shape else gi
+            for inp, needed, gi in zip(inputs, needs, grads)]
+
+
+def _simulate_backward(root, values, vertices=None):
     """Replay the engine's backward walk (tinygrad_opt/autograd/engine.py) on
-    the root, computing nothing that lasts: no .grad is set, no node is freed.
+    the root, changing nothing: no .grad is set, no node is freed.
 
-    Returns (steps, sinks_and_steps, edge_grads, totals): the tensors whose
-    backward function runs, in the engine's order; the same interleaved with the
-    leaves that receive a gradient; the gradient each backward hands to each
-    input ((tensor, input position) -> Tensor); the total gradient of each
-    tensor. With ``values`` False only the order is worked out.
+    Returns (steps, visits, edge_grads, totals): the tensors whose backward
+    function runs, in the engine's order; the same interleaved with the leaves
+    that receive a gradient; the gradient each backward hands to each input
+    ((tensor, input position) -> gradient); the total gradient of each tensor.
+    On a live graph the gradients are computed (Tensors) when ``values`` is
+    True; on a graph a backward freed they are the ones that backward handed
+    on, as the traces kept them (arrays; larger ones unknown).
     """
+    vertices = vertices or _Vertices()
+    root = vertices.vertex(root)
     if not root.requires_grad:  # nothing to differentiate
         return [], [], {}, {}
     counts = {}  # consumer counts along edges that need a gradient, as the engine's
@@ -311,9 +608,7 @@ def _simulate_backward(root, values):
     seen = set(stack)
     while stack:
         node = stack.pop()._node
-        if node.inputs is None:
-            continue
-        for inp, needed in zip(node.inputs, node.needs_input_grad):
+        for inp, needed in zip(vertices.inputs(node), node.needs_input_grad):
             if needed:
                 if inp in counts:
                     counts[inp] += 1
@@ -322,7 +617,11 @@ def _simulate_backward(root, values):
                     if inp._node is not None and inp not in seen:
                         seen.add(inp)
                         stack.append(inp)
-    if values:
+    recorded = _traced(root._node)
+    if recorded:
+        kept = root._node.trace.grad
+        seed = _UNKNOWN if kept is None or kept is function.SHAPE_ONLY else kept
+    elif values:
         from .tensor import _seed_gradient
         seed = _seed_gradient("draw_graph", root, None)
     else:
@@ -339,57 +638,53 @@ def _simulate_backward(root, values):
         if node is None:
             continue
         steps.append(t)
-        inputs = node.inputs
-        if inputs is None:
-            continue
-        input_grads = node.op.vjp(node, g, t) if values else None
+        inputs = vertices.inputs(node)
+        handed = _handed(t, g, node, inputs, values, recorded)
         for i, (inp, needed) in enumerate(zip(inputs, node.needs_input_grad)):
             if not needed:
                 continue
-            gi = input_grads[i] if values else _UNKNOWN
+            gi = handed[i]
             if gi is not None:
-                if values and gi.data.shape != inp.data.shape:
-                    gi = gi.sum_to(inp.data.shape)
                 edge_grads[(t, i)] = gi
-                if inp in grads and values:
-                    grads[inp] = grads[inp] + gi
-                elif inp not in grads:
-                    grads[inp] = gi
+                grads[inp] = _add(grads[inp], gi) if inp in grads else gi
             counts[inp] -= 1
             if counts[inp] == 0:
                 if inp in grads:
                     ready.append(inp)
                 else:
-                    _skip(inp, counts, ready, grads)
+                    _skip(inp, counts, ready, grads, vertices)
     return steps, visits, edge_grads, totals
 
 
-def _skip(tensor, counts, ready, grads):
+def _skip(tensor, counts, ready, grads, vertices):
     """As the engine's _skip: a tensor no gradient reached releases its inputs."""
     stack = [tensor]
     while stack:
         node = stack.pop()._node
-        if node is None or node.inputs is None:
+        if node is None:
             continue
-        for inp, needed in zip(node.inputs, node.needs_input_grad):
+        for inp, needed in zip(vertices.inputs(node), node.needs_input_grad):
             if needed:
                 counts[inp] -= 1
                 if counts[inp] == 0:
                     (ready.append(inp) if inp in grads else stack.append(inp))
 
 
-def _backward_info(root, want_values, n_ops):
-    """The engine's order and, when they make sense, the gradients."""
+def _backward_info(root, want_values, n_ops, vertices):
+    """The engine's order and, when they are known, the gradients: computed
+    for a scalar live root, read from the traces for a root a backward freed."""
+    if _traced(root._node):
+        return _simulate_backward(root, False, vertices), True
     values = (want_values and root.requires_grad and root.data.size == 1
               and n_ops <= GRADIENT_LIMIT)
     if values:
         try:
             with function.no_grad(), np.errstate(all="ignore"):
-                return _simulate_backward(root, True), True
+                return _simulate_backward(root, True, vertices), True
         except (ArithmeticError, ValueError, TypeError, RuntimeError, IndexError,
                 AttributeError):  # a backward that cannot run here: draw the structure
             pass
-    return _simulate_backward(root, False), False
+    return _simulate_backward(root, False, vertices), False
 
 
 # ---------------------------------------------------------------------------
@@ -420,7 +715,7 @@ def _param_names(params):
     return names, kinds
 
 
-def _assign_modules(model, names, tensor_item, op_item, consumers):
+def _assign_modules(model, names, tensor_item, op_item, consumers, vertices):
     """Group order-0 ops into the module whose parameters they use: an op that
     consumes a parameter of M, or lies downstream of M's parameters and upstream
     of an op that consumes one (x Wᵀ between W and + b), belongs to M."""
@@ -447,8 +742,8 @@ def _assign_modules(model, names, tensor_item, op_item, consumers):
         while stack:
             op = stack.pop()
             t = items[op].obj
-            for inp in t._node.inputs or ():
-                j = tensor_item.get(inp) if isinstance(inp, Tensor) else None
+            for inp in vertices.inputs(t._node):
+                j = tensor_item.get(inp) if isinstance(inp, (Tensor, _Traced)) else None
                 k = producer.get(j)
                 if k is not None and items[k].order == 0 and k not in up:
                     up.add(k)
@@ -493,7 +788,7 @@ def _forward_clusters(model, consumers):
                     item.cluster = cluster
 
 
-def _add_backward(model, ctx, steps, visits, edge_grads, group_of):
+def _add_backward(model, ctx, steps, visits, edge_grads, group_of, vertices):
     """The backward section: a seed, one node per backward function in the
     engine's order (and per leaf that collects a gradient), and edges along
     which the gradients flow, labelled with them."""
@@ -516,9 +811,7 @@ def _add_backward(model, ctx, steps, visits, edge_grads, group_of):
         model.edges.append((seed, item_of[root], _flow_attrs(ctx, ctx.seed_gradient, root)))
     for t in steps:
         node = t._node
-        if node.inputs is None:
-            continue
-        for i, (inp, needed) in enumerate(zip(node.inputs, node.needs_input_grad)):
+        for i, (inp, needed) in enumerate(zip(vertices.inputs(node), node.needs_input_grad)):
             if needed and inp in item_of:
                 g = edge_grads.get((t, i))
                 attrs = _flow_attrs(ctx, g, inp)
@@ -532,7 +825,8 @@ def _flow_attrs(ctx, g, target):
     graph lines up with the forward one; labelled with the gradient it carries."""
     attrs = {"_flip": True, "fontsize": "9"}
     if ctx.have_values and g is not None and g is not _UNKNOWN:
-        attrs["label"] = _values(_host(g)) if g.data.size <= TINY else _shape(g.shape)
+        data = _data(g)
+        attrs["label"] = _values(_host(g)) if data.size <= TINY else _shape(data.shape)
     elif target.data.size > TINY or not ctx.have_values:
         attrs["label"] = _shape(target.shape) if target.data.size > 1 else ""
     if not attrs.get("label"):
@@ -541,7 +835,7 @@ def _flow_attrs(ctx, g, target):
 
 
 def draw_graph(root, *, params=None, mode="forward", show_data="auto", show_grad=True,
-               max_nodes=None, rankdir="LR", legend=False):
+               max_nodes=None, rankdir="LR", legend=False, fit=False):
     """Draw the compute graph that produced ``root``; returns a ``graphviz.Digraph``.
 
     Args:
@@ -557,18 +851,30 @@ def draw_graph(root, *, params=None, mode="forward", show_data="auto", show_grad
         show_data: "auto" (values for tensors of at most ``TINY`` elements,
             shape and dtype for larger ones), True (values for all, abbreviated)
             or False (shape and dtype only).
-        show_grad: show ∂root/∂tensor in the labels (computed for the picture,
-            nothing is changed) when ``root`` is a scalar, else the leaves' ``.grad``.
+        show_grad: show ∂root/∂tensor in the labels: computed for the picture
+            (nothing is changed) when ``root`` is a scalar; after a backward,
+            the gradient that flowed through each tiny tensor; else the
+            leaves' ``.grad``.
         max_nodes: draw at most this many nodes: modules collapse to one node
             each, then what lies furthest from the root becomes one summary node.
         rankdir: "LR" (inputs on the left, as micrograd), "TB", "RL" or "BT".
         legend: also draw the colour legend (one node).
+        fit: False (draw every node), True (fit :data:`SCREEN`, 1800×2200 px)
+            or a (width, height) in pixels: the picture is laid out in
+            ``rankdir``, then in the other direction, then folded (modules
+            first) until it fits at 100%, with a note saying how to draw it
+            all; ``max_nodes`` must then be None. Needs Graphviz's ``dot`` (to
+            measure); without it ``fit`` has no effect.
 
     The nodes built by a ``create_graph=True`` backward get their own colour and
     a cluster per derivative order. The DOT text is ``.source``; render with
-    ``.render(...)`` or :func:`render` (both need Graphviz's ``dot``). Draw
-    before ``backward()``, or pass ``retain_graph=True`` to it: a backward
-    without it frees the graph (such nodes are drawn with a red dashed border).
+    ``.render(...)`` or :func:`render` (both need Graphviz's ``dot``).
+
+    Draw before or after ``backward()``: a backward without
+    ``retain_graph=True`` frees the graph's arrays, but each node keeps a trace
+    (function.NodeTrace) with its structure, and the values and gradient of
+    every tensor of at most 16 elements; larger tensors then show their shape
+    and dtype only (leaves keep their ``.grad``).
 
     Example::
 
@@ -592,16 +898,26 @@ def draw_graph(root, *, params=None, mode="forward", show_data="auto", show_grad
             max_nodes, (int, np.integer)) or max_nodes < 2):
         raise ValueError(f"draw_graph: max_nodes must be an integer >= 2 (room for the output "
                          f"and a summary node), got {max_nodes!r}.")
+    if fit is not False:
+        screen = _screen(fit)
+        if max_nodes is not None:
+            raise ValueError("draw_graph: fit chooses how many nodes to draw; pass max_nodes "
+                             "or fit, not both.")
+        if dot_available():
+            return _fit(root, screen, rankdir, {
+                "params": params, "mode": mode, "show_data": show_data,
+                "show_grad": show_grad, "legend": legend})
     names, kinds = _param_names(params)
 
     forward = _Model()
-    tensor_item, op_item, consumers = _walk_forward(forward, root)
-    _assign_modules(forward, names, tensor_item, op_item, consumers)
+    vertices = _Vertices()
+    tensor_item, op_item, consumers = _walk_forward(forward, root, vertices)
+    _assign_modules(forward, names, tensor_item, op_item, consumers, vertices)
     _forward_clusters(forward, consumers)
 
     want_values = bool(show_grad) or mode != "forward"
     (steps, visits, edge_grads, totals), have_values = _backward_info(
-        root, want_values, len(op_item))
+        root, want_values, len(op_item), vertices)
     ctx = _Context(root, names, kinds, show_data, show_grad, have_values, totals, rankdir)
 
     model = forward if mode != "backward" else _Model()
@@ -610,7 +926,7 @@ def draw_graph(root, *, params=None, mode="forward", show_data="auto", show_grad
         group_of.update((t, forward.items[j].group) for t, j in tensor_item.items()
                         if t._node is None)
         first = len(model.items)
-        _add_backward(model, ctx, steps, visits, edge_grads, group_of)
+        _add_backward(model, ctx, steps, visits, edge_grads, group_of, vertices)
         if mode == "both":
             model.edges.append((tensor_item[root], first,
                                 {"style": "dotted", "label": "backward()", "fontsize": "9"}))
@@ -620,9 +936,23 @@ def draw_graph(root, *, params=None, mode="forward", show_data="auto", show_grad
         "ops": len(op_item),
         "ops_by_order": _count_orders(forward.items),
         "backward_steps": len(steps),
-        "freed": sum(1 for t in op_item if t._node.inputs is None),
+        "traced": sum(1 for t in op_item if _traced(t._node)),
+        "shape_only": sum(1 for t in tensor_item if not _known(t)),
+        "freed": sum(1 for t in op_item if _untraced(t._node)),
     }
     return _emit(model, ctx, mode, max_nodes, rankdir, legend, stats)
+
+
+def _screen(fit):
+    """``fit`` as a (width, height) in pixels."""
+    if fit is True:
+        return SCREEN
+    if (isinstance(fit, (tuple, list)) and len(fit) == 2
+            and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 100
+                    for n in fit)):
+        return (int(fit[0]), int(fit[1]))
+    raise ValueError(f"draw_graph: fit must be False, True or (width, height) in pixels, each "
+                     f"at least 100, got {fit!r}.")
 
 
 def _count_orders(items):
@@ -641,27 +971,35 @@ class _Context:
         self.root, self.names, self.kinds, self.rankdir = root, names, kinds, rankdir
         self.show_data, self.show_grad = show_data, show_grad
         self.have_values, self.totals = have_values, totals
+        self.recorded = _traced(root._node)
         self.step_of = {}
         seed = totals.get(root)
-        self.seed_gradient = seed if have_values else None
+        self.seed_gradient = seed if have_values and seed is not _UNKNOWN else None
 
     def name(self, t):
         return self.names.get(t) or t.name
 
     def gradient(self, t):
-        """∂root/∂t when computed, else a leaf's .grad, else None."""
+        """∂root/∂t when known (computed for the picture, or kept by the traces
+        of the backward that freed the graph), else a leaf's .grad, else None."""
         if self.have_values:
             g = self.totals.get(t)
-            return None if g is _UNKNOWN else g
+            if g is not None and g is not _UNKNOWN:
+                return g
+            if not self.recorded:
+                return None
         return t.grad if t._node is None else None
 
     def record(self, fields):
-        """Record fields side by side: braces turn them across a left-right layout."""
+        """Record fields stacked one above the other, whatever the layout
+        direction: a node as narrow as its longest line keeps wide graphs legible
+        (braces turn the fields across, which a top-bottom layout needs)."""
         text = " | ".join(fields)
-        return "{ " + text + " }" if self.rankdir in ("LR", "RL") else text
+        return text if self.rankdir in ("LR", "RL") else "{ " + text + " }"
 
     def shows_values(self, t):
-        return self.show_data is True or (self.show_data == "auto" and t.data.size <= TINY)
+        return _known(t) and (self.show_data is True
+                              or (self.show_data == "auto" and t.data.size <= TINY))
 
 
 # ---------------------------------------------------------------------------
@@ -725,15 +1063,23 @@ def _emit(model, ctx, mode, max_nodes, rankdir, legend, stats):
     hidden = sum(len(items[v].members) for s in sections for v in visible[s]
                  if items[v].kind == "summary")
     stats["hidden"] = hidden
+    stats["drawn"] = sum(len(visible[s]) for s in sections) + (1 if legend else 0)
+    stats["modules_folded"] = sum(items[v].kind == "module" for s in sections for v in visible[s])
 
-    dot = Digraph(graph_attr={"rankdir": rankdir},
-                  node_attr={"fontsize": "11", "height": "0.3"},
+    # ranks and neighbours a little closer than Graphviz's default: the same
+    # text on a smaller picture
+    dot = Digraph(graph_attr={"rankdir": rankdir, "ranksep": "0.3", "nodesep": "0.18"},
+                  node_attr={"fontsize": FONT_SIZE, "height": "0.3"},
                   edge_attr={"fontsize": "9", "arrowsize": "0.7"})
-    dot.stats = stats
+    dot.stats, dot.notes = stats, []
     if stats["freed"]:
-        dot.attr(label=f"{stats['freed']} op(s) were freed by a backward(): draw before "
-                       "backward() or pass retain_graph=True to it", labelloc="t",
-                 fontcolor=FREED)
+        _add_note(dot, f"{stats['freed']} op(s) were freed by a backward through more than "
+                       f"{function.TRACE_NODES} tensors, which keeps no trace: draw before "
+                       "backward() or pass retain_graph=True to it")
+    if stats["shape_only"]:
+        _add_note(dot, f"drawn after backward(), which kept shape and dtype only of the "
+                       f"{stats['shape_only']} tensor(s) of more than {function.TRACE_VALUES} "
+                       "elements")
     for s in sections:
         if len(sections) == 2:
             title = "forward" if s == "forward" else "backward (steps in the engine's order)"
@@ -765,6 +1111,13 @@ def _emit(model, ctx, mode, max_nodes, rankdir, legend, stats):
 
 def _id(item):
     return f"n{item.index}"
+
+
+def _add_note(dot, text):
+    """A grey line above the picture; several notes stack, one per line."""
+    dot.notes.append(text)
+    dot.graph_attr.update(label="\\n".join(dot.notes), labelloc="t", fontcolor=NOTE,
+                          fontsize="10")
 
 
 def _emit_section(graph, model, ctx, visible, section):
@@ -810,7 +1163,7 @@ def _emit_node(graph, item, ctx):
         attrs = {"shape": "ellipse", "style": "filled", "fontsize": "10",
                  "fillcolor": _order_fill(item.order) if item.order else OP_FILL,
                  "tooltip": f"{node.name}, derivative order {item.order}"}
-        if node.inputs is None:
+        if _untraced(node):
             label += "\\n(freed)"
             attrs.update(style="filled,dashed", color=FREED)
         graph.node(_id(item), label, **attrs)
@@ -819,8 +1172,6 @@ def _emit_node(graph, item, ctx):
         attrs = {"shape": "box", "style": "filled,rounded", "fontsize": "10",
                  "fillcolor": _order_fill(item.order) if item.order else BACKWARD_FILL,
                  "tooltip": f"step {ctx.step_of.get(t)} of the backward pass"}
-        if node.inputs is None:
-            attrs.update(style="filled,rounded,dashed", color=FREED)
         graph.node(_id(item), f"#{ctx.step_of.get(t)} {node.name}Backward", **attrs)
     elif kind == "sink":
         graph.node(_id(item), _sink_label(t, ctx), shape="record", style="filled",

@@ -8,14 +8,25 @@ NumPy arrays and scalars, ints, floats (nan and inf too), bools, strings, bytes 
 None. Everything comes back exactly: same types, dtypes and values; a tensor saved
 twice in one object comes back as one tensor.
 
-Loading reads the arrays with ``allow_pickle=False`` and parses JSON, so a file can
-never execute code; a file that is not ours gets one clear error. Saving writes a
-temporary file in the same directory, flushes it to disk and renames it over the
-target (``os.replace``), so a crash or an error mid-way never leaves a partial
-checkpoint behind.
+Loading never unpickles and trusts nothing in the file: it reads each entry's
+``.npy`` header, checks the declared size against the bytes the file really holds
+*before* allocating, refuses object (pickled) arrays, and walks the JSON structure
+with a depth limit, so any file that is not an intact checkpoint -- damaged,
+truncated or crafted -- raises :class:`CheckpointError` with one sentence, never a
+raw error (a checkpoint of CUDA tensors where CUDA is missing is the one
+RuntimeError, as in PyTorch).
+
+Saving writes a temporary file ``.<name>.<pid>.<random>.tmp`` in the same
+directory, flushes it to disk and renames it over the target (``os.replace``), so
+a crash or an error mid-way never leaves a partial checkpoint behind. A writer
+that was killed leaves its temporary file; the next save to the same path removes
+those whose process is gone.
 """
 
+import contextlib
+import glob
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -28,6 +39,7 @@ from . import backend
 HEADER = "__tinygrad_opt__"
 FORMAT = "tinygrad_opt checkpoint"
 VERSION = 1
+MAX_DEPTH = 100  # nesting levels of the saved structure (deeper is refused both ways)
 
 
 class CheckpointError(ValueError):
@@ -57,9 +69,12 @@ class _Encoder:
         self.keep.append(obj)
         return name
 
-    def encode(self, obj, where="obj"):
+    def encode(self, obj, where="obj", depth=0):
         from .tensor import Tensor
 
+        if depth > MAX_DEPTH:
+            raise ValueError(f"tg.save: {where} is nested more than {MAX_DEPTH} levels deep "
+                             "(or contains itself); save a flatter structure.")
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, np.generic):
@@ -96,11 +111,12 @@ class _Encoder:
             items = []
             for key, value in obj.items():
                 items.append([self.encode_key(key, where),
-                              self.encode(value, f"{where}[{key!r}]")])
+                              self.encode(value, f"{where}[{key!r}]", depth + 1)])
             return {"t": tag, "v": items}
         if isinstance(obj, (list, tuple)):
             tag = "list" if isinstance(obj, list) else "tuple"
-            return {"t": tag, "v": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
+            return {"t": tag, "v": [self.encode(v, f"{where}[{i}]", depth + 1)
+                                    for i, v in enumerate(obj)]}
         hint = (f" (save its {where}.state_dict() instead)" if callable(
             getattr(obj, "state_dict", None)) else "")
         raise TypeError(f"tg.save: cannot save {where}, a {type(obj).__name__}{hint}; a "
@@ -154,8 +170,8 @@ def save(obj, f):
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"tg.save: the directory {directory!r} does not exist; create "
                                 "it first (os.makedirs(..., exist_ok=True)).")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp", prefix=os.path.basename(
+        _temp_prefix(path)) + f"{os.getpid()}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             _write_zip(handle, header, encoder.arrays)
@@ -170,6 +186,34 @@ def save(obj, f):
             pass
         raise
     _fsync_directory(directory)
+    _remove_stale_temporaries(path)
+
+
+def _temp_prefix(path):
+    """Temporary files of ``path`` are ``.<name>.<pid of the writer>.<random>.tmp``."""
+    return os.path.join(os.path.dirname(os.path.abspath(path)),
+                        "." + os.path.basename(path) + ".")
+
+
+def _remove_stale_temporaries(path):
+    """Delete the temporary files of ``path`` left by writers that were killed
+    (their process no longer runs); a live writer's file is left alone."""
+    prefix = _temp_prefix(path)
+    for tmp in glob.glob(glob.escape(prefix) + "*.tmp"):
+        pid = tmp[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # another user's process (or an unusual pid): not ours to judge
+    return True
 
 
 def _file_mode(path):
@@ -197,29 +241,89 @@ def _fsync_directory(directory):
 
 # -- loading ---------------------------------------------------------------------------------
 
+# What a damaged or crafted file can make the zip and JSON readers raise; each
+# becomes a CheckpointError. (FileNotFoundError on opening, and the RuntimeError
+# for CUDA tensors without CUDA, are raised outside these reads.)
+_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
+           IndexError, TypeError, OverflowError, NotImplementedError, RecursionError,
+           UnicodeDecodeError)
+_ZIP_MAGIC = b"PK"
+_NPY_MAGIC = b"\x93NUMPY"
+
 
 def _not_ours(path, why):
     return CheckpointError(f"tg.load: {path} is not a tinygrad_opt checkpoint ({why}); load only "
-                           "files written by tg.save (files from torch.save or pickle are "
-                           "refused, since unpickling can run arbitrary code).")
+                           "files written by tg.save.")
 
 
-class _Decoder:
-    def __init__(self, archive, files, path, map_location):
+def _pickled(path, what):
+    return _not_ours(path, f"{what} holds pickled data, which is refused since unpickling can "
+                           "run arbitrary code")
+
+
+def _kind_error(path, start):
+    """The error for a file whose first bytes are not a zip archive's, or None."""
+    if start.startswith(_ZIP_MAGIC):
+        return None
+    if not start:
+        return _not_ours(path, "it is empty")
+    if start.startswith(_NPY_MAGIC):
+        return _not_ours(path, "it is a single .npy array, not an .npz archive")
+    if len(start) >= 2 and start[0] == 0x80 and 2 <= start[1] <= 5:  # pickle protocol 2-5
+        return _pickled(path, "it")
+    return _not_ours(path, "it is not an .npz (zip) file")
+
+
+class _Reader:
+    """Reads entries and decodes the structure of one opened archive."""
+
+    def __init__(self, archive, path, map_location):
         self.archive = archive
-        self.archive_files = files
+        self.names = set(archive.namelist())
         self.path = path
         self.map_location = map_location
         self.memo = {}
 
     def array(self, name):
-        if not isinstance(name, str) or name + ".npy" not in self.archive_files:
+        """The array of entry ``name``, its declared size checked before allocating."""
+        if not isinstance(name, str) or name + ".npy" not in self.names:
             raise _not_ours(self.path, f"the entry {name!r} it refers to is missing")
+        info = self.archive.getinfo(name + ".npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise _not_ours(self.path, f"the entry {name!r} is compressed, which tg.save never "
+                                       "does")
         try:
-            return self.archive[name]
-        except ValueError as error:
-            raise _not_ours(self.path, f"the entry {name!r} holds pickled data, which is "
-                                       f"refused") from error
+            with self.archive.open(info) as entry:
+                return self._read_npy(name, entry, info.file_size)
+        except CheckpointError:
+            raise
+        except (*_DAMAGE, RuntimeError) as error:  # RuntimeError: zipfile's "encrypted"
+            raise _not_ours(self.path, f"the entry {name!r} is damaged: {error}") from error
+
+    def _read_npy(self, name, entry, stored):
+        version = np.lib.format.read_magic(entry)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(entry)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(entry)
+        else:
+            raise _not_ours(self.path, f"the entry {name!r} has .npy format {version}")
+        if dtype.hasobject:
+            raise _pickled(self.path, f"the entry {name!r}")
+        declared = math.prod(shape) * dtype.itemsize
+        holds = stored - entry.tell()
+        if declared != holds or any(n < 0 for n in shape):
+            raise _not_ours(self.path, f"the entry {name!r} declares shape {shape} of {dtype} "
+                                       f"({declared} bytes) but holds {holds} bytes")
+        data = bytearray(declared)  # writeable, and only as large as the file allows
+        view, done = memoryview(data), 0
+        while done < declared:
+            n = entry.readinto(view[done:])
+            if not n:
+                raise _not_ours(self.path, f"the entry {name!r} is shorter than its header says")
+            done += n
+        array = np.frombuffer(data, dtype=dtype)
+        return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
 
     def target_device(self, saved):
         where = self.map_location
@@ -229,7 +333,12 @@ class _Decoder:
             device = where.get(saved, saved)
         else:
             device = where
-        device = backend.normalize_device(device)
+        if not isinstance(device, str):
+            raise _not_ours(self.path, f"a tensor's device is {device!r}, not a name")
+        try:
+            device = backend.normalize_device(device)
+        except ValueError:
+            raise _not_ours(self.path, f"a tensor is on the unknown device {device!r}") from None
         if device.startswith("cuda"):
             from . import cuda
 
@@ -239,7 +348,9 @@ class _Decoder:
                                    "load them on the CPU.")
         return device
 
-    def decode(self, node):
+    def decode(self, node, depth=0):
+        if depth > MAX_DEPTH:
+            raise self.too_deep()
         if node is None or isinstance(node, (bool, int, float, str)):
             return node
         if isinstance(node, list):
@@ -249,37 +360,59 @@ class _Decoder:
         tag = node["t"]
         if tag in ("dict", "odict"):
             cls = OrderedDict if tag == "odict" else dict
-            return cls((self.decode_key(k), self.decode(v)) for k, v in node["v"])
-        if tag == "list":
-            return [self.decode(v) for v in node["v"]]
-        if tag == "tuple":
-            return tuple(self.decode(v) for v in node["v"])
+            return cls(self.decode_item(item, depth) for item in self.children(node))
+        if tag in ("list", "tuple"):
+            values = [self.decode(v, depth + 1) for v in self.children(node)]
+            return values if tag == "list" else tuple(values)
         if tag == "scalar":
-            return self.array(node["a"])[()]
+            array = self.array(node.get("a"))
+            if array.ndim != 0:
+                raise _not_ours(self.path, f"a 'scalar' entry holds an array of shape "
+                                           f"{array.shape}")
+            return array[()]
         if tag == "bytes":
-            return self.array(node["a"]).tobytes()
+            array = self.array(node.get("a"))
+            if array.dtype != np.uint8 or array.ndim != 1:
+                raise _not_ours(self.path, "a 'bytes' entry is not a 1-D uint8 array")
+            return array.tobytes()
         if tag in ("tensor", "ndarray", "device_array"):
-            name = node["a"]
-            key = (tag, name)
-            if key in self.memo:
-                return self.memo[key]
-            array = self.array(name)
-            if tag == "ndarray":
-                value = array
-            elif tag == "device_array":
-                device = self.target_device(node.get("device", "cpu"))
-                value = array if device == "cpu" else backend.transfer(array, device)
-            else:
-                value = self.tensor(array, node)
-            self.memo[key] = value
-            return value
+            return self.array_node(tag, node)
         raise _not_ours(self.path, f"it uses the unknown entry type {tag!r}")
 
-    def decode_key(self, node):
-        key = self.decode(node)
+    def too_deep(self):
+        return _not_ours(self.path, f"its structure is nested more than {MAX_DEPTH} levels deep")
+
+    def children(self, node):
+        values = node.get("v")
+        if not isinstance(values, list):
+            raise _not_ours(self.path, f"a {node['t']!r} entry has no list of values")
+        return values
+
+    def decode_item(self, item, depth):
+        if not isinstance(item, list) or len(item) != 2:
+            size = len(item) if isinstance(item, list) else type(item).__name__
+            raise _not_ours(self.path, f"a dict entry has {size} elements instead of "
+                                       "[key, value]")
+        key = self.decode(item[0], depth + 1)
         if isinstance(key, (list, dict)):
             raise _not_ours(self.path, "a dict key is not hashable")
-        return key
+        return key, self.decode(item[1], depth + 1)
+
+    def array_node(self, tag, node):
+        name = node.get("a")
+        key = (tag, name if isinstance(name, str) else None)
+        if key in self.memo:
+            return self.memo[key]
+        array = self.array(name)
+        if tag == "ndarray":
+            value = array
+        elif tag == "device_array":
+            device = self.target_device(node.get("device", "cpu"))
+            value = array if device == "cpu" else backend.transfer(array, device)
+        else:
+            value = self.tensor(array, node)
+        self.memo[key] = value
+        return value
 
     def tensor(self, array, node):
         from .tensor import Tensor
@@ -294,12 +427,51 @@ class _Decoder:
             return Parameter(array, requires_grad=requires_grad)
         return Tensor(array, requires_grad=requires_grad)
 
+    def load(self):
+        if HEADER + ".npy" not in self.names:
+            if any(name.endswith(".pkl") for name in self.names):
+                raise _pickled(self.path, "it is a torch.save archive that")
+            raise _not_ours(self.path, f"it is an .npz archive without the {HEADER} entry, "
+                                       "written by numpy.savez or another program")
+        raw = self.array(HEADER)
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise _not_ours(self.path, "its header is not a 1-D uint8 array")
+        try:
+            meta = json.loads(raw.tobytes().decode("utf-8"))
+        except RecursionError:
+            raise self.too_deep() from None
+        except ValueError as error:
+            raise _not_ours(self.path, f"its header is damaged: {error}") from error
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise _not_ours(self.path, "its header is not a tinygrad_opt header")
+        version = meta.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise CheckpointError(f"tg.load: {self.path} was written by a newer tinygrad_opt "
+                                  f"(checkpoint format {version}, this version reads up to "
+                                  f"{VERSION}); upgrade tinygrad_opt to load it.")
+        try:
+            return self.decode(meta.get("root"))
+        except CheckpointError:
+            raise
+        except _DAMAGE as error:  # e.g. a Tensor of an unsupported dtype
+            raise _not_ours(self.path, f"its structure is damaged: {error!r}") from error
+
+
+@contextlib.contextmanager
+def _binary(f):
+    """``f`` opened for reading (a path), or the file object itself (left open)."""
+    if hasattr(f, "read"):
+        yield f
+    else:
+        with open(f, "rb") as handle:
+            yield handle
+
 
 def load(f, map_location=None, weights_only=True):
     """Load an object saved with :func:`save`.
 
     Args:
-        f: a path (or a readable binary file object).
+        f: a path (or a readable, seekable binary file object).
         map_location: where tensors go: None (the device they were saved from),
             ``'cpu'``, ``'cuda'``/``'cuda:N'``, or a dict {saved device: device}.
             NumPy arrays stay NumPy arrays.
@@ -307,47 +479,27 @@ def load(f, map_location=None, weights_only=True):
             is always "weights only".
 
     Raises:
-        CheckpointError (a ValueError): the file is not a tinygrad_opt checkpoint.
+        CheckpointError (a ValueError): the file is not an intact tinygrad_opt
+            checkpoint (another format, damaged, truncated or crafted).
         FileNotFoundError: there is no such file.
+        RuntimeError: it holds CUDA tensors and CUDA is not available (pass
+            ``map_location='cpu'``).
     """
     path = repr(os.fspath(f)) if not hasattr(f, "read") else "the file object"
     if not hasattr(f, "read") and os.path.isdir(f):
         raise IsADirectoryError(f"tg.load: {path} is a directory, not a checkpoint file.")
-    try:
-        archive = np.load(f, allow_pickle=False)
-    except (FileNotFoundError, PermissionError):
-        raise
-    except ValueError as error:
-        if "pickle" in str(error):
-            raise _not_ours(path, "it is not an .npz archive and would need pickle to read"
-                            ) from error
-        raise _not_ours(path, f"numpy cannot read it: {error}") from error
-    except (EOFError, OSError, zipfile.BadZipFile) as error:
-        raise _not_ours(path, f"it is empty or damaged: {error}") from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise _not_ours(path, "it is a single .npy array, not an .npz archive")
-    with archive:
-        files = set(archive.zip.namelist())
-        if HEADER + ".npy" not in files:
-            raise _not_ours(path, f"it is an .npz archive without the {HEADER} entry, written "
-                                  "by numpy.savez or another program")
+    with _binary(f) as handle:
+        start = handle.tell()
+        error = _kind_error(path, handle.read(8))
+        if error is not None:
+            raise error
+        handle.seek(start)
         try:
-            raw = archive[HEADER]
-            meta = json.loads(bytes(raw.astype(np.uint8).tobytes()).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError, TypeError, zipfile.BadZipFile) as error:
-            raise _not_ours(path, f"its header is damaged: {error}") from error
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise _not_ours(path, "its header is not a tinygrad_opt header")
-        version = meta.get("version")
-        if not isinstance(version, int) or version > VERSION:
-            raise CheckpointError(f"tg.load: {path} was written by a newer tinygrad_opt "
-                                  f"(checkpoint format {version}, this version reads up to "
-                                  f"{VERSION}); upgrade tinygrad_opt to load it.")
-        decoder = _Decoder(archive, files, path, map_location)
-        try:
-            return decoder.decode(meta.get("root"))
-        except (KeyError, TypeError, RecursionError, zipfile.BadZipFile, EOFError) as error:
-            raise _not_ours(path, f"its structure is damaged: {error!r}") from error
+            archive = zipfile.ZipFile(handle)
+        except (*_DAMAGE, RuntimeError) as error:  # RuntimeError: zipfile's "encrypted"
+            raise _not_ours(path, f"it is a damaged zip file: {error}") from error
+        with archive:
+            return _Reader(archive, path, map_location).load()
 
 
 __all__ = ["CheckpointError", "load", "save"]

@@ -8,13 +8,15 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import backend, function
+from . import backend, function, inplace
+from .hooks import TENSOR_HOOKS, add_hook, tensor_hooks
 from .ops import elementwise as E
 from .ops import linalg as L
 from .ops import movement as M
 from .ops import reduce as R
 
 _new = object.__new__
+_NDARRAY = np.ndarray
 _SCALARS = (int, float, bool)
 
 # max/min with a dim return both, as in PyTorch.
@@ -73,6 +75,9 @@ class Tensor(ToShortcuts):
     or int64; NumPy and CuPy arrays keep their dtype unless ``dtype`` is given.
     """
 
+    # ``data`` is a plain slot: reading it is the hot path of every op, and a
+    # property would cost about 3% of a small model's training step. That it is
+    # always an array (never a NumPy scalar) is kept by the constructors below.
     __slots__ = ("__weakref__", "_node", "data", "grad", "name", "requires_grad")
     __array_priority__ = 1000  # numpy_array * tensor calls Tensor.__rmul__
 
@@ -87,7 +92,12 @@ class Tensor(ToShortcuts):
 
     @staticmethod
     def _make(data, requires_grad, node):
-        """Wrap an array without copying or checking (the ops' fast path)."""
+        """Wrap an array without copying (the ops' fast path). A NumPy scalar --
+        what NumPy's reductions and arithmetic on 0-d arrays return -- becomes a
+        0-d array: a Tensor never holds a scalar, so in-place updates (optimizers,
+        ``zero_()``) work on 0-d tensors too."""
+        if type(data) is not _NDARRAY and isinstance(data, np.generic):
+            data = np.asarray(data)
         t = _new(Tensor)
         t.data = data
         t.grad = None
@@ -202,9 +212,77 @@ class Tensor(ToShortcuts):
         self.requires_grad = bool(requires_grad)
         return self
 
+    # -- gradient hooks -----------------------------------------------------------
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` each time this tensor's gradient is computed; a
+        returned tensor replaces the gradient. Returns a handle: ``.remove()``."""
+        if not self.requires_grad:
+            raise RuntimeError(f"register_hook: cannot register a hook on a tensor that doesn't "
+                               f"require gradient (shape {tuple(self.shape)}); create it with "
+                               "requires_grad=True first.")
+        return add_hook(tensor_hooks(self).hooks, hook)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward (a
+        leaf keeps it anyway)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: can't retain_grad on a tensor that has "
+                               "requires_grad=False; only tensors in the graph get a gradient.")
+        if self._node is not None:
+            tensor_hooks(self).retain = True
+
+    @property
+    def retains_grad(self):
+        table = TENSOR_HOOKS.get(id(self))
+        return table is not None and table.retain
+
+    # -- in-place methods (rules and mechanism: tinygrad_opt.inplace) ---------------
+
     def zero_(self):
-        self.data[...] = 0
-        return self
+        return self.fill_(0)
+
+    def fill_(self, value):
+        return self._assign("fill_", Ellipsis, value)
+
+    def copy_(self, src):
+        return self._assign("copy_", Ellipsis, src)
+
+    def _assign(self, what, index, value):
+        """``self[index] = value``: item assignment, fill_ and copy_."""
+
+        def write(data):
+            data[index] = _value_data(value)
+
+        return inplace.modify(self, what, inplace.CopySlices, _operand(value), index=index,
+                              write=write)
+
+    def add_(self, other, alpha=1):
+        other = _operand(other)
+        return inplace.modify(self, "add_", E.Add, other if alpha == 1 else other * alpha)
+
+    def sub_(self, other, alpha=1):
+        other = _operand(other)
+        return inplace.modify(self, "sub_", E.Sub, other if alpha == 1 else other * alpha)
+
+    def mul_(self, other):
+        return inplace.modify(self, "mul_", E.Mul, _operand(other))
+
+    def div_(self, other):
+        return inplace.modify(self, "div_", E.Div, _operand(other))
+
+    def pow_(self, exponent):
+        return inplace.modify(self, "pow_", E.Pow, _operand(exponent))
+
+    def neg_(self):
+        return inplace.modify(self, "neg_", E.Neg)
+
+    def clamp_(self, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp_: give at least one of min and max.")
+        return inplace.modify(self, "clamp_", E.Clamp, min=min, max=max)
+
+    clip_ = clamp_
 
     def clone(self):
         """A copy with its own memory; gradients flow through it."""
@@ -294,35 +372,19 @@ class Tensor(ToShortcuts):
     def __abs__(self):
         return E.Abs.apply(self)
 
-    # In-place arithmetic. Outside grad recording (optimizer updates under
-    # no_grad) or on plain constants it writes into the array. When a graph is
-    # involved it cannot: a leaf that requires grad refuses (as in PyTorch), and
-    # a computed tensor is replaced by the out-of-place result, so micrograd's
-    # `c += c + 1` works (other names for the old tensor keep the old value).
-    def _inplace(self, op, other):
-        if function.is_grad_enabled() and (
-                self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
-            if self.requires_grad and self._node is None:
-                raise RuntimeError(
-                    f"in-place {op} on a leaf tensor that requires grad (shape "
-                    f"{tuple(self.shape)}) would change a value the graph needs; wrap the "
-                    "update in `with tg.no_grad():` or use the out-of-place form.")
-            return getattr(self, f"__{op}__")(other)
-        other = other.data if isinstance(other, Tensor) else other
-        getattr(self.data, f"__i{op}__")(other)
-        return self
+    # ``x += y`` is ``x.add_(y)``, as in PyTorch (other names for x see the change).
 
     def __iadd__(self, other):
-        return self._inplace("add", other)
+        return self.add_(other)
 
     def __isub__(self, other):
-        return self._inplace("sub", other)
+        return self.sub_(other)
 
     def __imul__(self, other):
-        return self._inplace("mul", other)
+        return self.mul_(other)
 
     def __itruediv__(self, other):
-        return self._inplace("truediv", other)
+        return self.div_(other)
 
     # comparisons: tensors of booleans with no gradient
     def _compare(self, other, fn):
@@ -453,11 +515,11 @@ class Tensor(ToShortcuts):
 
     def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """Without dim: the largest value. With dim: (values, indices), as in PyTorch."""
-        return self._extremum(R.Amax, "argmax", dim, axis, _keep(keepdim, keepdims))
+        return self._extremum(R.Max, "argmax", dim, axis, _keep(keepdim, keepdims))
 
     def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
         """Without dim: the smallest value. With dim: (values, indices), as in PyTorch."""
-        return self._extremum(R.Amin, "argmin", dim, axis, _keep(keepdim, keepdims))
+        return self._extremum(R.Min, "argmin", dim, axis, _keep(keepdim, keepdims))
 
     def _extremum(self, op, arg, dim, axis, keepdim):
         dim = axis if dim is None else dim
@@ -497,7 +559,7 @@ class Tensor(ToShortcuts):
         """log(sum(exp(x))), computed stably: the max is subtracted (as a constant)."""
         dims = _dims(dim, axis, self.ndim)
         keepdim = _keep(keepdim, keepdims)
-        shift = self.data.max(axis=dims, keepdims=True)
+        shift = R.exp_shift(self.data, dims)  # 0 over an empty dim: the result is -inf
         shift = np.where(np.isfinite(shift), shift, 0) if isinstance(shift, np.ndarray) \
             else shift
         shift_t = Tensor._make(shift, False, None)
@@ -531,8 +593,13 @@ class Tensor(ToShortcuts):
 
     def expand(self, *shape):
         shape = _shape_args(shape)
-        shape = tuple(n if n != -1 else self.shape[i - len(shape) + self.ndim]
-                      for i, n in enumerate(shape))
+        lead = len(shape) - self.ndim
+        for i, n in enumerate(shape[:max(lead, 0)]):
+            if n == -1:
+                raise RuntimeError(f"expand: the expanded size -1 isn't allowed in a leading, "
+                                   f"non-existing dimension {i} (expanding shape "
+                                   f"{tuple(self.shape)} to {shape}); give its size.")
+        shape = tuple(n if n != -1 else self.shape[i - lead] for i, n in enumerate(shape))
         if shape == self.shape:
             return self
         return M.Expand.apply(self, shape=shape)
@@ -569,10 +636,8 @@ class Tensor(ToShortcuts):
         return M.GetItem.apply(self, index=_array_index(index))
 
     def __setitem__(self, index, value):
-        if self.requires_grad and function.is_grad_enabled():
-            raise RuntimeError("item assignment on a tensor that requires grad would change a "
-                               "value the graph needs; do it under `with tg.no_grad():`.")
-        self.data[_array_index(index)] = value.data if isinstance(value, Tensor) else value
+        """``x[index] = value``, recorded in the graph when one is involved (CopySlices)."""
+        self._assign("item assignment", _array_index(index), value)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -596,6 +661,11 @@ def _array_index(index):
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+def _value_data(value):
+    """An assigned value as raw data for a direct write."""
+    return value.data if isinstance(value, Tensor) else value
 
 
 def _to_array(data, dtype, device):
@@ -627,8 +697,9 @@ def _seed_gradient(where, output, gradient):
     if gradient is None:
         data = output.data
         if data.size != 1:
+            keyword = "grad_outputs=" if where == "grad" else "gradient="
             raise RuntimeError(f"{where}: the output has shape {tuple(output.shape)}, not a "
-                               "scalar; pass gradient= (a tensor of that shape: the vector "
+                               f"scalar; pass {keyword} (a tensor of that shape: the vector "
                                "of the vector-Jacobian product), or reduce it with .sum().")
         if type(data) is np.ndarray:
             ones = np.array(1, dtype=data.dtype) if data.ndim == 0 else np.ones_like(data)

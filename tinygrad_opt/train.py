@@ -20,11 +20,18 @@ Accuracy is measured when the targets are integer class labels (``accuracy="auto
 the predicted class is the argmax of the outputs, or ``output > 0`` for a single
 output column (a logit).
 
-A NaN or infinite loss raises :class:`DivergenceError` before the step that would
-spread it into the weights. ``checkpoint(...)`` packs model, optimizer, scheduler,
-history and the random state into a dict for ``tg.save``; ``fit(..., resume=...)``
-continues from it bit for bit, because the loader's shuffle depends on
-``(seed, epoch)`` only.
+Every optimizer trains: first-order ones step on ``.grad``; L-BFGS, BFGS, Newton,
+Newton-CG, Gauss-Newton, Levenberg-Marquardt and Hessian-free get the closure they want
+(``train_step``), on mini-batches or on the whole training set (``batch_size=None``).
+
+Inputs and targets holding NaN or inf are refused before training, naming the array and
+the row: with them every loss is NaN whatever the learning rate. A NaN or infinite loss
+on finite data raises :class:`DivergenceError` before the step that would spread it into
+the weights. ``checkpoint(...)`` packs model, optimizer, scheduler, history, the state of
+the callbacks and the random state into a dict for ``tg.save``; ``fit(..., resume=...)``
+continues from it bit for bit, because the loader's shuffle depends on ``(seed, epoch)``
+only. Ctrl-C raises :class:`TrainingInterrupted` (a KeyboardInterrupt) carrying the
+history; the checkpoint of ``checkpoint_path`` then holds the last epoch saved.
 """
 
 import math
@@ -34,14 +41,16 @@ import time
 import numpy as np
 
 from . import backend
-from .data import DataLoader, as_dataset
+from .data import DataLoader, as_dataset, first_non_finite
 from .function import no_grad
 from .tensor import Tensor
+from .train_step import TrainStep
 
 __all__ = [
     "DivergenceError",
     "EarlyStopping",
     "History",
+    "TrainingInterrupted",
     "accuracy",
     "checkpoint",
     "evaluate",
@@ -58,6 +67,17 @@ class DivergenceError(RuntimeError):
     def __init__(self, message, history=None, epoch=None, iteration=None, lr=None):
         super().__init__(message)
         self.history, self.epoch, self.iteration, self.lr = history, epoch, iteration, lr
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a KeyboardInterrupt from a callback) during :func:`fit`. A KeyboardInterrupt,
+    so it still stops a script; ``.history`` holds what was recorded, ``.epoch`` (1-based) the
+    epoch it interrupted, ``.saved_epochs`` how many epochs the checkpoint of
+    ``checkpoint_path`` holds (``fit(resume=...)`` continues from there exactly)."""
+
+    def __init__(self, message, history, epoch, saved_epochs):
+        super().__init__(message)
+        self.history, self.epoch, self.saved_epochs = history, epoch, saved_epochs
 
 
 # -- history ------------------------------------------------------------------------------------
@@ -287,6 +307,22 @@ class EarlyStopping:
                                f"{self.best_epoch})")
         return True
 
+    def state_dict(self):
+        """What it has seen: the best value, its epoch and (with ``restore_best``) the
+        weights of that epoch; saved in every :func:`checkpoint`."""
+        return {"monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
+                "best_state": self.best_state}
+
+    def load_state_dict(self, state):
+        if state["monitor"] != self.monitor:
+            raise ValueError(f"EarlyStopping.load_state_dict: the saved state monitors "
+                             f"{state['monitor']!r}, this callback {self.monitor!r}; resume "
+                             "with the callback the run was started with.")
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        saved = state["best_state"]
+        self.best_state = None if saved is None else {
+            k: v.detach().clone() if isinstance(v, Tensor) else v for k, v in saved.items()}
+
 
 # -- checkpoints --------------------------------------------------------------------------------
 
@@ -313,12 +349,23 @@ def _set_rng_state(array):
         "has_uint32": has_uint32, "uinteger": uinteger}
 
 
-def checkpoint(model, optimizer, scheduler=None, history=None, loader=None):
+def _stateful(callbacks):
+    """The callbacks that keep state between epochs (they have ``state_dict``)."""
+    return [cb for cb in callbacks
+            if hasattr(cb, "state_dict") and hasattr(cb, "load_state_dict")]
+
+
+def checkpoint(model, optimizer, scheduler=None, history=None, loader=None, callbacks=()):
     """Everything a run needs to continue exactly: a dict of the model's, optimizer's and
-    scheduler's state dicts, the history, the loader's seed and the random generator's
+    scheduler's state dicts, the history, the loader's seed, the state of every callback
+    that has one (``state_dict()``, as :class:`EarlyStopping`) and the random generator's
     state (for Dropout). Save it with ``tg.save(state, path)``; resume with
-    ``fit(..., resume=path_or_state)``."""
+    ``fit(..., resume=path_or_state, callbacks=<the same callbacks>)``."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
+    stateful = _stateful(callbacks)
+    if stateful:
+        state["callbacks"] = [{"type": type(cb).__name__, "state": cb.state_dict()}
+                              for cb in stateful]
     if scheduler is not None:
         state["scheduler"] = scheduler.state_dict()
     if history is not None:
@@ -331,13 +378,27 @@ def checkpoint(model, optimizer, scheduler=None, history=None, loader=None):
     return state
 
 
-def load_checkpoint(state, model, optimizer, scheduler=None, loader=None):
+def _load_callbacks(saved, callbacks):
+    """Give each stateful callback its saved state, matched by position and type."""
+    stateful = _stateful(callbacks)
+    names = [type(cb).__name__ for cb in stateful]
+    saved_names = [entry["type"] for entry in saved]
+    if names != saved_names:
+        raise ValueError(f"load_checkpoint: the checkpoint holds the state of the callbacks "
+                         f"{saved_names} but {names} were given; resume with the callbacks "
+                         "the run was started with, in the same order.")
+    for cb, entry in zip(stateful, saved):
+        cb.load_state_dict(entry["state"])
+
+
+def load_checkpoint(state, model, optimizer, scheduler=None, loader=None, callbacks=()):
     """Put a :func:`checkpoint` (a dict, or a path for ``tg.load``) back into the model,
-    optimizer, scheduler and loader; returns the saved History (empty if none)."""
+    optimizer, scheduler, loader and callbacks; returns the saved History (empty if none)."""
     if not isinstance(state, dict):
         from .serialization import load
 
         state = load(state)
+    _load_callbacks(state.get("callbacks", []), callbacks)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:
@@ -356,6 +417,7 @@ def load_checkpoint(state, model, optimizer, scheduler=None, loader=None):
 
 
 def _progress_bar(enabled, total):
+    """A tqdm bar, or None when not ``enabled``, without tqdm, or not on a terminal."""
     if not enabled:
         return None
     try:
@@ -368,6 +430,34 @@ def _progress_bar(enabled, total):
         bar.close()
         return None
     return bar
+
+
+class _Progress:
+    """fit's progress bar (see :func:`_progress_bar`), showing the loss smoothed by an
+    exponential moving average (β = 0.98, bias-corrected); ``write`` prints above it, or
+    plainly when there is no bar."""
+
+    BETA = 0.98
+
+    def __init__(self, enabled, total):
+        self.bar = _progress_bar(enabled, total)
+        self.ema, self.steps = 0.0, 0
+        self.write = print if self.bar is None else self.bar.write
+
+    def update(self, value, i, iterations, epoch, epochs):
+        """One iteration done (the i-th of ``iterations`` in 0-based ``epoch``) with loss ``value``."""
+        if self.bar is None:
+            return
+        self.ema, self.steps = self.BETA * self.ema + (1 - self.BETA) * value, self.steps + 1
+        self.bar.update()
+        if i % 10 == 0 or i == iterations:
+            smooth = self.ema / (1 - self.BETA ** self.steps)
+            self.bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {smooth:.4f}",
+                                     refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _is_plateau(scheduler):
@@ -383,9 +473,31 @@ def _format_epoch(history, total):
         if not math.isnan(value):
             parts.append(f"{label} {value:.2%}" if name.endswith("acc") else
                          f"{label} {value:.4f}")
-    parts.append(f"lr {history.lr[-1]:.3g}")
+    if not math.isnan(history.lr[-1]):
+        parts.append(f"lr {history.lr[-1]:.3g}")
     parts.append(f"{history.time[-1]:.2f}s")
     return "  ".join(parts)
+
+
+def _check_finite(dataset, part):
+    """Refuse NaN/inf in a data set's arrays, naming the array and the first bad row."""
+    for array, name in zip(dataset.arrays, ("inputs X", "targets y")):
+        found = first_non_finite(array)
+        if found is not None:
+            row, value = found
+            raise ValueError(f"fit: the {part} {name} hold {value} at row {row} (counting from "
+                             f"0, shape {tuple(array.shape)}); drop or fill the non-finite "
+                             "values before training, since with them every loss is nan "
+                             "whatever the learning rate.")
+
+
+def _train_loader(train, batch_size, shuffle, seed):
+    if isinstance(train, DataLoader):
+        return train
+    dataset = as_dataset(train)
+    if batch_size is None:  # the whole training set: one deterministic function per step
+        return DataLoader(dataset, batch_size=len(dataset), shuffle=False, seed=seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
 
 def fit(model, loss_fn, optimizer, train, val=None, *, epochs=10, batch_size=32, shuffle=True,
@@ -397,13 +509,17 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs=10, batch_size=32,
     Args:
         model: a callable Module: ``model(X_batch)`` gives the outputs.
         loss_fn: ``loss_fn(outputs, y_batch)`` gives a scalar Tensor, averaged over the batch.
-        optimizer: an ``optim`` optimizer over the model's parameters.
+        optimizer: any ``optim`` optimizer over the model's parameters. First-order ones
+            step on ``.grad``; the closure optimizers (LBFGS, BFGS, Newton, NewtonCG, GD,
+            GaussNewton, LevenbergMarquardt, HessianFree) get the closure they want
+            (see ``train_step``): Gauss-Newton and LM the residual form of the MSE.
         train: ``(X, y)`` arrays or Tensors, a TensorDataset, or a DataLoader (then
             ``batch_size``, ``shuffle`` and ``seed`` are the loader's own).
         val: the same forms; measured after every epoch, in eval mode, without gradients.
         epochs: the total number of epochs (a resumed run counts the ones already done).
         batch_size, shuffle, seed: the DataLoader built for ``train``; the order of
-            epoch e depends on ``(seed, e)`` only.
+            epoch e depends on ``(seed, e)`` only. ``batch_size=None``: the whole training
+            set in every step (full batch: one step per epoch).
         scheduler: a learning-rate scheduler, stepped after every epoch
             (``ReduceLROnPlateau`` gets the validation loss, or the train loss without
             ``val``), or after every iteration with ``scheduler_interval="iteration"``.
@@ -413,106 +529,144 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs=10, batch_size=32,
         progress: show a tqdm bar (only on a terminal, and only with tqdm installed).
         verbose: print one line per epoch (loss, accuracy, learning rate, time).
         callbacks: callables ``cb(history, model, optimizer)`` run after every epoch; one
-            that returns True stops training (see :class:`EarlyStopping`).
+            that returns True stops training (see :class:`EarlyStopping`). Their state
+            (``state_dict()``) goes into every checkpoint.
         resume: a :func:`checkpoint` dict or a path to one saved with ``tg.save``: the run
-            continues exactly where it stopped.
+            continues exactly where it stopped (pass the same callbacks).
         checkpoint_path: ``tg.save`` a checkpoint there after every epoch.
         clip_grad_norm: clip the global gradient norm to this value before each step.
 
     Raises:
+        ValueError: the training or validation data hold NaN or inf (before any step).
         DivergenceError: the loss became NaN or infinite (nothing is stepped with it).
+        TrainingInterrupted: Ctrl-C; it carries the history.
     """
-    if scheduler_interval not in ("epoch", "iteration"):
-        raise ValueError(f"fit: scheduler_interval={scheduler_interval!r} must be 'epoch' or "
-                         "'iteration'.")
-    loader = train if isinstance(train, DataLoader) else DataLoader(
-        as_dataset(train), batch_size=batch_size, shuffle=shuffle, seed=seed)
-    val_loader = None if val is None else _batches(val, max(1024, loader.batch_size))
-    with_accuracy = _wants_accuracy(accuracy, loader.dataset)
-    history = History() if resume is None else load_checkpoint(
-        resume, model, optimizer, scheduler, loader)
-    start = history.epochs
-    per_epoch_scheduler = scheduler is not None and scheduler_interval == "epoch"
-    per_iteration_scheduler = scheduler is not None and scheduler_interval == "iteration"
-    plateau = scheduler is not None and _is_plateau(scheduler)
-    if plateau and per_iteration_scheduler:
-        raise ValueError("fit: ReduceLROnPlateau needs an epoch's loss; use "
-                         "scheduler_interval='epoch'.")
-    clip = None
-    if clip_grad_norm is not None:
-        from .nn.utils import clip_grad_norm_ as clip
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    return _Training(model, loss_fn, optimizer, train, val, epochs=epochs,
+                     batch_size=batch_size, shuffle=shuffle, seed=seed, scheduler=scheduler,
+                     scheduler_interval=scheduler_interval, accuracy=accuracy,
+                     metrics=metrics, progress=progress, verbose=verbose, callbacks=callbacks,
+                     resume=resume, checkpoint_path=checkpoint_path,
+                     clip_grad_norm=clip_grad_norm).run()
 
-    bar = _progress_bar(progress, (epochs - start) * len(loader))
-    ema, ema_steps = 0.0, 0  # the bar shows the loss smoothed (β = 0.98, bias-corrected)
-    say = print if bar is None else bar.write
-    time_offset = history.time[-1] if history.time else 0.0
-    began = time.perf_counter()
-    groups = optimizer.param_groups
-    losses = history.iteration_loss
-    isfinite = math.isfinite
-    optimizer.zero_grad()
-    try:  # NumPy warns about overflow before the divergence check below explains it
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(start, epochs):
-                model.train()
-                loader.set_epoch(epoch)
-                lr = groups[0]["lr"]
-                meter = _Meter(metrics, with_accuracy)
-                for i, (X, y) in enumerate(loader, 1):
-                    outputs = model(X)
-                    loss = loss_fn(outputs, y)
-                    value = loss.item()
-                    if not isfinite(value):
-                        lr_now = groups[0]["lr"]
-                        raise DivergenceError(
-                            f"training diverged at epoch {epoch + 1}, iteration {i} of "
-                            f"{len(loader)} (step {len(losses) + 1} overall): the loss is {value} "
-                            f"with learning rate {lr_now:.6g}; lower the learning rate or clip "
-                            "the gradients.", history, epoch + 1, i, lr_now)
-                    loss.backward()
-                    if clip is not None:
-                        clip(parameters, clip_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad()
-                    losses.append(value)
-                    meter.add(outputs, y, value)
-                    if per_iteration_scheduler:
-                        scheduler.step()
-                    if bar is not None:
-                        ema, ema_steps = 0.98 * ema + 0.02 * value, ema_steps + 1
-                        bar.update()
-                        if i % 10 == 0 or i == len(loader):
-                            smooth = ema / (1 - 0.98 ** ema_steps)
-                            bar.set_postfix_str(f"epoch {epoch + 1}/{epochs} loss {smooth:.4f}",
-                                                refresh=False)
-                row = meter.result("train_")
-                if val_loader is not None:
-                    row.update({"val_" + k: v for k, v in
-                                evaluate(model, loss_fn, val_loader, accuracy=with_accuracy,
-                                         metrics=metrics).items()})
-                row.update(epoch=epoch + 1, lr=lr, time=time_offset + time.perf_counter() - began)
-                history._append(row)
-                if per_epoch_scheduler:
-                    if plateau:
-                        scheduler.step(history.val_loss[-1] if val_loader is not None
-                                       else history.train_loss[-1])
-                    else:
-                        scheduler.step()
-                if verbose:
-                    say(_format_epoch(history, epochs))
-                stop = False
-                for callback in callbacks:
-                    stop = bool(callback(history, model, optimizer)) or stop
-                if checkpoint_path is not None:
-                    from .serialization import save
 
-                    save(checkpoint(model, optimizer, scheduler, history, loader), checkpoint_path)
-                if stop:
-                    if verbose and history.stop_reason:
-                        say(history.stop_reason)
-                    break
-    finally:
-        if bar is not None:
-            bar.close()
-    return history
+class _Training:
+    """One :func:`fit` call, in pieces that each read alone: the set-up (``__init__``),
+    one epoch (``_epoch``), what follows an epoch (``_end_epoch``: validation, the
+    scheduler, the callbacks, the checkpoint) and the divergence check (``_check``)."""
+
+    def __init__(self, model, loss_fn, optimizer, train, val, *, epochs, batch_size, shuffle,
+                 seed, scheduler, scheduler_interval, accuracy, metrics, progress, verbose,
+                 callbacks, resume, checkpoint_path, clip_grad_norm):
+        if scheduler_interval not in ("epoch", "iteration"):
+            raise ValueError(f"fit: scheduler_interval={scheduler_interval!r} must be 'epoch' "
+                             "or 'iteration'.")
+        self.loader = _train_loader(train, batch_size, shuffle, seed)
+        self.val_loader = None if val is None else _batches(val, max(1024,
+                                                                     self.loader.batch_size))
+        _check_finite(self.loader.dataset, "training")
+        if self.val_loader is not None:
+            _check_finite(self.val_loader.dataset, "validation")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.train_step = TrainStep(model, loss_fn, optimizer, clip_grad_norm)
+        self.with_accuracy = _wants_accuracy(accuracy, self.loader.dataset)
+        self.metrics, self.verbose, self.epochs = metrics, verbose, epochs
+        self.callbacks, self.checkpoint_path = callbacks, checkpoint_path
+        self.history = History() if resume is None else load_checkpoint(
+            resume, model, optimizer, scheduler, self.loader, callbacks)
+        self.start = self.saved_epochs = self.history.epochs
+        self.scheduler = scheduler
+        self.per_iteration_scheduler = scheduler is not None and scheduler_interval == "iteration"
+        self.plateau = scheduler is not None and _is_plateau(scheduler)
+        if self.plateau and self.per_iteration_scheduler:
+            raise ValueError("fit: ReduceLROnPlateau needs an epoch's loss; use "
+                             "scheduler_interval='epoch'.")
+        self.progress = _Progress(progress, (epochs - self.start) * len(self.loader))
+        self.time_offset = self.history.time[-1] if self.history.time else 0.0
+        self.began = time.perf_counter()
+        # where we are, for the messages of _check() and of an interrupt
+        self.epoch, self.iteration = self.start, 0
+
+    def run(self):
+        """All the epochs left; returns the history."""
+        history = self.history
+        self.optimizer.zero_grad()
+        try:  # NumPy warns about overflow before the divergence check explains it
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for epoch in range(self.start, self.epochs):
+                    self.epoch = epoch
+                    self._epoch()
+                    if self._end_epoch():
+                        break
+        except KeyboardInterrupt:
+            history.stop_reason = (
+                f"interrupted in epoch {self.epoch + 1} ({history.epochs} epochs recorded"
+                + (f", {self.saved_epochs} in the checkpoint)" if self.checkpoint_path is not None
+                   else ")"))
+            raise TrainingInterrupted(history.stop_reason, history, self.epoch + 1,
+                                      self.saved_epochs) from None
+        finally:
+            self.progress.close()
+        return history
+
+    def _epoch(self):
+        """One pass over the training set; appends the epoch's row to the history."""
+        self.model.train()
+        self.loader.set_epoch(self.epoch)
+        lr = self.optimizer.param_groups[0].get("lr", math.nan)  # NaN: Newton, LM, ... take none
+        meter = _Meter(self.metrics, self.with_accuracy)
+        losses = self.history.iteration_loss
+        for i, (X, y) in enumerate(self.loader, 1):
+            self.iteration = i
+            outputs, value = self.train_step(X, y, self._check)
+            losses.append(value)
+            meter.add(outputs, y, value)
+            if self.per_iteration_scheduler:
+                self.scheduler.step()
+            self.progress.update(value, i, len(self.loader), self.epoch, self.epochs)
+        row = meter.result("train_")
+        if self.val_loader is not None:
+            row.update({"val_" + k: v for k, v in
+                        evaluate(self.model, self.loss_fn, self.val_loader,
+                                 accuracy=self.with_accuracy, metrics=self.metrics).items()})
+        row.update(epoch=self.epoch + 1, lr=lr,
+                   time=self.time_offset + time.perf_counter() - self.began)
+        self.history._append(row)
+
+    def _end_epoch(self):
+        """The scheduler's epoch step, the epoch line, the callbacks and the checkpoint;
+        True when a callback asks to stop."""
+        history = self.history
+        if self.scheduler is not None and not self.per_iteration_scheduler:
+            if self.plateau:
+                self.scheduler.step(history.val_loss[-1] if self.val_loader is not None
+                                    else history.train_loss[-1])
+            else:
+                self.scheduler.step()
+        if self.verbose:
+            self.progress.write(_format_epoch(history, self.epochs))
+        stop = False
+        for callback in self.callbacks:  # every callback runs, even after one says stop
+            stop = bool(callback(history, self.model, self.optimizer)) or stop
+        if self.checkpoint_path is not None:
+            from .serialization import save
+
+            save(checkpoint(self.model, self.optimizer, self.scheduler, history, self.loader,
+                            self.callbacks), self.checkpoint_path)
+            self.saved_epochs = history.epochs
+        if stop and self.verbose and history.stop_reason:
+            self.progress.write(history.stop_reason)
+        return stop
+
+    def _check(self, value):
+        """Runs before the step: a NaN or infinite loss never reaches the weights."""
+        if math.isfinite(value):
+            return
+        lr_now = self.optimizer.param_groups[0].get("lr", math.nan)
+        cure = (f"with learning rate {lr_now:.6g}; lower the learning rate or clip the "
+                "gradients" if math.isfinite(lr_now) else
+                f"with {type(self.optimizer).__name__}, which has no learning rate; start from "
+                "other weights or pick another optimizer")
+        raise DivergenceError(
+            f"training diverged at epoch {self.epoch + 1}, iteration {self.iteration} of "
+            f"{len(self.loader)} (step {len(self.history.iteration_loss) + 1} overall): the "
+            f"loss is {value} {cure}.", self.history, self.epoch + 1, self.iteration, lr_now)

@@ -20,7 +20,9 @@ def f64():
 
 def _batch(n=12, d=4, c=3, seed=0):
     rng = np.random.default_rng(seed)
-    return tg.tensor(rng.standard_normal((n, d))), tg.tensor(rng.integers(0, c, n))
+    # in the models' dtype: a float64 batch into a float32 model is an error, as in torch
+    return (tg.tensor(rng.standard_normal((n, d)), dtype=tg.get_default_dtype()),
+            tg.tensor(rng.integers(0, c, n)))
 
 
 def _layer_grads(mode, tau=0.7, seed=0):

@@ -1,6 +1,8 @@
 """dtype rules: float32 by default, float64 on request or by set_default_dtype,
-a Python number never upcasts a tensor, integer tensors for labels, and the
-gradient of a leaf has the leaf's dtype."""
+a Python number never upcasts a tensor, integer tensors for labels, the
+gradient of a leaf has the leaf's dtype, and integer or bool inputs walked
+through the op table as in PyTorch (promoted, kept, or refused). The pairwise
+promotion table is in test_promotion.py."""
 
 import numpy as np
 import pytest
@@ -86,3 +88,78 @@ def test_cast_is_differentiable():
     (a.double() ** 2).sum().backward()
     assert a.grad.dtype == np.float32
     np.testing.assert_array_equal(a.grad.numpy(), [2.0, 4.0])
+
+
+# -- integer and bool inputs: the op table walked against PyTorch --------------------------------
+
+INTEGER_INPUTS = {"int64": [1, 2, 3], "int32": [1, 2, 3], "int8": [1, 2, 3],
+                  "bool": [True, False, True]}
+
+# Each op takes the tensor and its library (tinygrad_opt or torch), for the function forms.
+# Ops PyTorch computes in the default float dtype when given integers or bools:
+FLOAT_OPS = {
+    "sigmoid": lambda t, lib: t.sigmoid(), "tanh": lambda t, lib: t.tanh(),
+    "exp": lambda t, lib: t.exp(), "log": lambda t, lib: t.log(),
+    "sqrt": lambda t, lib: t.sqrt(), "sin": lambda t, lib: t.sin(),
+    "cos": lambda t, lib: t.cos(), "atan": lambda t, lib: t.atan(),
+    "true division": lambda t, lib: t / 2, "times a float": lambda t, lib: t * 0.5,
+    "power a float": lambda t, lib: t ** 0.5, "clamp to floats": lambda t, lib: t.clamp(0.5, 1.5),
+    "where a float": lambda t, lib: lib.where(t > 1, t, 0.5),
+    "logsumexp": lambda t, lib: t.logsumexp(0),
+}
+# Ops that keep the integer dtype (sum widens to int64), as in PyTorch:
+INTEGER_OPS = {
+    "relu": lambda t, lib: t.relu(), "abs": lambda t, lib: t.abs(), "neg": lambda t, lib: -t,
+    "sum": lambda t, lib: t.sum(), "amax": lambda t, lib: t.amax(),
+    "square": lambda t, lib: t * t, "power an int": lambda t, lib: t ** 2,
+    "clamp to ints": lambda t, lib: t.clamp(0, 1), "maximum": lambda t, lib: lib.maximum(t, t),
+}
+# Ops PyTorch defines for floating inputs only: an integer input is an error:
+FLOAT_ONLY_OPS = {
+    "mean": lambda t, lib: t.mean(), "softmax": lambda t, lib: t.softmax(0),
+    "log_softmax": lambda t, lib: t.log_softmax(0), "var": lambda t, lib: t.var(),
+    "std": lambda t, lib: t.std(),
+}
+
+
+def _pair(dtype):
+    """The test input in tinygrad_opt, and a function making it in torch."""
+    return (tg.tensor(INTEGER_INPUTS[dtype], dtype=dtype),
+            lambda torch: torch.tensor(INTEGER_INPUTS[dtype], dtype=getattr(torch, dtype)))
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")  # log(False) = -inf, as in torch
+@pytest.mark.parametrize("dtype", INTEGER_INPUTS)
+@pytest.mark.parametrize("name", FLOAT_OPS)
+def test_integer_inputs_to_float_ops_give_the_default_float(name, dtype):
+    t, make_theirs = _pair(dtype)
+    out = FLOAT_OPS[name](t, tg)
+    assert out.dtype == np.float32
+    torch = pytest.importorskip("torch")
+    expected = FLOAT_OPS[name](make_theirs(torch), torch)
+    assert expected.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int8"])
+@pytest.mark.parametrize("name", INTEGER_OPS)
+def test_integer_ops_keep_integers(name, dtype):
+    t, make_theirs = _pair(dtype)
+    out = INTEGER_OPS[name](t, tg)
+    assert out.dtype == (np.int64 if name == "sum" else np.dtype(dtype))
+    torch = pytest.importorskip("torch")
+    expected = INTEGER_OPS[name](make_theirs(torch), torch)
+    assert str(expected.dtype) == f"torch.{out.dtype}"
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("dtype", INTEGER_INPUTS)
+@pytest.mark.parametrize("name", FLOAT_ONLY_OPS)
+def test_float_only_ops_refuse_integers_as_torch_does(name, dtype):
+    t, make_theirs = _pair(dtype)
+    with pytest.raises(RuntimeError, match=rf"the input is {dtype}.*floating.*\.float\(\)"):
+        FLOAT_ONLY_OPS[name](t, tg)
+    assert FLOAT_ONLY_OPS[name](t.float(), tg).dtype == np.float32  # the fix it names works
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError):
+        FLOAT_ONLY_OPS[name](make_theirs(torch), torch)

@@ -90,7 +90,7 @@ def _mlp_run(device, dtype, steps=25, opt_name="SGD", **opt_kw):
     model.to(device)
     opt = getattr(optim, opt_name)(model.parameters(), **(opt_kw or dict(lr=0.1, momentum=0.9)))
     rng = np.random.default_rng(1)
-    x = tg.tensor(rng.standard_normal((128, 20)), device=device)
+    x = tg.tensor(rng.standard_normal((128, 20)), dtype=dtype, device=device)
     y = tg.tensor(rng.integers(0, 5, 128), device=device)
     losses = []
     for _ in range(steps):

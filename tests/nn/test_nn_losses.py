@@ -2,6 +2,7 @@
 first and second derivatives."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -391,7 +392,7 @@ def test_loss_errors_are_one_clear_sentence():
         nn.CrossEntropyLoss(reduction="batchmean")
     with pytest.raises(ValueError, match="different to the input size"):
         F.binary_cross_entropy_with_logits(tg.randn(4, 1), tg.rand(4))
-    with pytest.raises(ValueError, match="expected a target of shape"):
+    with pytest.raises(ValueError, match="to match target batch_size"):
         F.cross_entropy(x, [0, 1])
     with pytest.warns(UserWarning, match="different to the input size"):
         F.mse_loss(tg.randn(4, 1), tg.randn(4))
@@ -410,3 +411,44 @@ def test_cross_entropy_backward_twice_and_without_grad():
     with tg.no_grad():
         value = F.cross_entropy(x, [0, 1, 2, 1])
     assert not value.requires_grad and value.item() == pytest.approx(loss.item())
+
+
+# (input shape, target shape, the error kind or None when the pair is valid), as in torch
+LABEL_SHAPES = [
+    ((4, 3), (4,), None),
+    ((2, 3, 4), (2, 4), None),
+    ((2, 3, 4, 5), (2, 4, 5), None),
+    ((3,), (), None),
+    ((4, 3), (4, 1), RuntimeError),      # a class dimension left in the labels
+    ((2, 3, 5), (2, 5, 1), RuntimeError),
+    ((2, 3, 4, 5), (2, 5, 4), RuntimeError),  # same count, wrong positions
+    ((2, 3, 3), (3, 2), ValueError),     # labels transposed: batch sizes differ
+    ((4, 3), (3,), ValueError),
+    ((2, 3, 4), (8,), ValueError),       # flattened labels
+    ((4, 3), (), ValueError),
+]
+
+
+def _shape_pattern(shape):
+    """A shape as its tuple text, escaped for a regular expression."""
+    return re.escape(str(tuple(shape)))
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("input_shape, target_shape, error", LABEL_SHAPES)
+def test_label_shapes_are_checked_exactly(loss, input_shape, target_shape, error):
+    scores = tg.randn(*input_shape, dtype="float64")
+    labels = np.zeros(target_shape, dtype=np.int64)
+    if error is None:
+        assert getattr(F, loss)(scores, labels).shape == ()
+    else:
+        with pytest.raises(error, match=rf"^{loss}: .*{_shape_pattern(input_shape)}.*"
+                                        rf"{_shape_pattern(target_shape)}"):
+            getattr(F, loss)(scores, labels)
+    torch = pytest.importorskip("torch")
+    theirs = getattr(torch.nn.functional, loss)
+    if error is None:
+        theirs(torch.zeros(input_shape, dtype=torch.float64), torch.from_numpy(labels))
+    else:
+        with pytest.raises(error):
+            theirs(torch.zeros(input_shape, dtype=torch.float64), torch.from_numpy(labels))

@@ -86,3 +86,29 @@ def test_parameters_to_vector_round_trip():
         vector_to_parameters(tg.zeros(3), other.parameters())
     with pytest.raises(TypeError, match="expected vec to be a Tensor"):
         vector_to_parameters(np.zeros(26), other.parameters())
+
+
+
+@pytest.mark.parametrize("name,limit", [("clip_grad_norm_", 100.0), ("clip_grad_norm_", 0.5),
+                                        ("clip_grad_value_", 100.0), ("clip_grad_value_", 0.3)])
+def test_clipping_0d_gradients_then_momentum_sgd_matches_torch(name, limit):
+    """A 0-d gradient stays a 0-d array through clipping (clipped or not), so momentum
+    SGD keeps updating its buffer: it silently stopped when clipping handed back a
+    NumPy scalar."""
+    torch = pytest.importorskip("torch")
+    ours = [nn.Parameter(tg.tensor(2.0, dtype="float64")),
+            nn.Parameter(tg.tensor([1.0, -3.0], dtype="float64"))]
+    theirs = [torch.tensor(p.numpy(), requires_grad=True) for p in ours]
+    opt = tg.optim.SGD(ours, lr=0.1, momentum=0.9, weight_decay=0.1)
+    ref = torch.optim.SGD(theirs, lr=0.1, momentum=0.9, weight_decay=0.1, foreach=False)
+    for _ in range(10):
+        for params, optimizer in ((ours, opt), (theirs, ref)):
+            optimizer.zero_grad()
+            sum((p * p).sum() for p in params).backward()
+        getattr(tg.nn.utils, name)(ours, limit)
+        getattr(torch.nn.utils, name)(theirs, limit)
+        assert isinstance(ours[0].grad.data, np.ndarray) and ours[0].grad.shape == ()
+        opt.step()
+        ref.step()
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.numpy(), q.detach().numpy(), rtol=1e-12, atol=1e-15)

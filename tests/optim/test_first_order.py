@@ -359,6 +359,67 @@ def test_load_state_dict_checks_groups_and_sizes():
         small.load_state_dict({"lr": 0.1})
 
 
+
+def _stepped(cls, params, **kw):
+    opt = cls(params, **kw)
+    for p in params:
+        p.grad = tg.ones(*p.shape)
+    opt.step()
+    return opt
+
+
+def _snapshot(opt):
+    return ([{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups],
+            {id(p): {k: v.numpy().copy() for k, v in st.items()} for p, st in opt.state.items()})
+
+
+@pytest.mark.parametrize("source,target,words", [
+    ("Adam", "SGD", "hyperparameters amsgrad, betas"),
+    ("SGD", "Adam", "hyperparameters dampening, momentum"),
+    ("RMSprop", "Adagrad", "hyperparameters alpha"),
+])
+def test_load_state_dict_refuses_another_optimizer_and_changes_nothing(source, target, words):
+    """Adam's state used to be accepted by SGD: its lr replaced SGD's, momentum vanished,
+    and the next step died with a bare KeyError."""
+    kw = {"SGD": dict(lr=0.5, momentum=0.9)}.get(target, dict(lr=0.5))
+    mine = _stepped(getattr(optim, target), [tg.tensor([1.0, 2.0], requires_grad=True)], **kw)
+    before = _snapshot(mine)
+    other = _stepped(getattr(optim, source), [tg.tensor([3.0, 4.0], requires_grad=True)])
+    with pytest.raises(ValueError, match=f"{words}.*another kind of optimizer"):
+        mine.load_state_dict(other.state_dict())
+    after = _snapshot(mine)
+    assert before[0] == after[0]
+    assert all(np.array_equal(before[1][k][n], after[1][k][n]) for k in before[1]
+               for n in before[1][k])
+    mine.step()  # still a working optimizer
+
+
+def test_load_state_dict_refuses_foreign_state_names_and_wrong_shapes():
+    params = [tg.tensor([1.0, 2.0], requires_grad=True)]
+    adam = _stepped(optim.Adam, params)
+    saved = adam.state_dict()
+    saved["state"][0]["momentum_buffer"] = saved["state"][0].pop("exp_avg")
+    with pytest.raises(ValueError, match="holds momentum_buffer, which Adam does not have"):
+        adam.load_state_dict(saved)
+    bigger = _stepped(optim.Adam, [tg.tensor([1.0, 2.0, 3.0], requires_grad=True)])
+    before = adam.state[params[0]]["exp_avg"].numpy().copy()
+    with pytest.raises(ValueError, match=r"'exp_avg' of parameter 0 has shape \(3,\) but the "
+                                         r"parameter has shape \(2,\)"):
+        adam.load_state_dict(bigger.state_dict())
+    np.testing.assert_array_equal(adam.state[params[0]]["exp_avg"].numpy(), before)
+
+
+def test_load_state_dict_keeps_hyperparameters_the_snapshot_lacks():
+    """A snapshot from before an option existed (here Adam's bias_correction) loads."""
+    adam = _stepped(optim.Adam, [tg.tensor([1.0, 2.0], requires_grad=True)], lr=0.1)
+    saved = adam.state_dict()
+    del saved["param_groups"][0]["bias_correction"]
+    saved["param_groups"][0]["lr"] = 0.2
+    adam.load_state_dict(saved)
+    assert adam.param_groups[0]["lr"] == 0.2 and adam.param_groups[0]["bias_correction"]
+    adam.step()
+
+
 # -- the lecture's forms -------------------------------------------------------------
 
 def test_lecture_momentum_equals_pytorch_momentum_while_lr_is_constant():
@@ -636,3 +697,28 @@ def test_gpu_matches_cpu(name, kw):
     fresh.load_state_dict(saved)
     for key, value in fresh.state[gpu[0]].items():
         assert value.device == ("cpu" if key in ("step", "mu_product") else "cuda:0")
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_without_bias_correction_is_the_lectures_adam_almost(amsgrad):
+    """With a constant gradient, m_t = (1 - β₁ᵗ)g and v_t = (1 - β₂ᵗ)g², so "Adam (almost)"
+    steps γ(1 - β₁ᵗ)/√(1 - β₂ᵗ): 3.16γ, 4.25γ, 4.95γ, ... where Adam steps γ."""
+    lr, (b1, b2), eps = 1e-3, (0.9, 0.999), 1e-8
+    x = tg.tensor([0.0], dtype="float64", requires_grad=True)
+    opt = optim.Adam([x], lr=lr, eps=eps, amsgrad=amsgrad, bias_correction=False)
+    steps = []
+    for _ in range(20):
+        before = x.item()
+        x.grad = tg.tensor([-2.0], dtype="float64")  # constant g = -2: steps go up
+        opt.step()
+        steps.append((x.item() - before) / lr)
+    t = np.arange(1, 21)
+    closed = 2 * (1 - b1 ** t) / (2 * np.sqrt(1 - b2 ** t) + eps)
+    np.testing.assert_allclose(steps, closed, rtol=1e-10)
+    np.testing.assert_allclose(steps[:3], [3.16, 4.25, 4.95], atol=6e-3)  # the slide's
+    assert float(opt.state[x]["step"]) == 20  # the state counts steps as Adam's does
+    unbiased = optim.Adam([x], lr=lr, eps=0.0, amsgrad=amsgrad)
+    before = x.item()
+    x.grad = tg.tensor([-2.0], dtype="float64")
+    unbiased.step()
+    assert (x.item() - before) / lr == pytest.approx(1.0, rel=1e-12)

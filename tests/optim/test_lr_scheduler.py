@@ -72,6 +72,15 @@ CLOSED_FORMS = [  # (name, build, factor(t) such that lr_t = α₀ · factor(t),
     ("SequentialLR", lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.5, 1.0, 2),
                                                   S.ExponentialLR(o, 0.8)], milestones=[3]),
      lambda t: 0.5 + 0.5 * min(t, 2) / 2 if t < 3 else 0.8 ** (t - 3), 10),
+    ("ConstantLR", lambda o: S.ConstantLR(o, factor=0.25, total_iters=4),
+     lambda t: 0.25 if t < 4 else 1.0, 8),
+    ("MultiplicativeLR", lambda o: S.MultiplicativeLR(o, lambda t: 1 / (t + 1)),
+     lambda t: 1 / math.factorial(t + 1), 10),
+    ("PolynomialLR", lambda o: S.PolynomialLR(o, total_iters=6, power=2.0),
+     lambda t: (1 - min(t, 6) / 6) ** 2, 9),
+    ("ChainedScheduler", lambda o: S.ChainedScheduler([S.ConstantLR(o, 0.1, total_iters=3),
+                                                       S.ExponentialLR(o, gamma=0.9)]),
+     lambda t: (0.1 if t < 3 else 1.0) * 0.9 ** t, 10),
 ]
 
 
@@ -108,7 +117,33 @@ TORCH_CASES = [
     ("SequentialLR x3", lambda L, o: L.SequentialLR(
         o, [L.ExponentialLR(o, 0.5), L.StepLR(o, 2), L.MultiStepLR(o, [1, 3])],
         milestones=[2, 7])),
+    ("ConstantLR", lambda L, o: L.ConstantLR(o, factor=0.3, total_iters=6)),
+    ("MultiplicativeLR", lambda L, o: L.MultiplicativeLR(o, [lambda e: 0.95,
+                                                             lambda e: 1 - 0.01 * e])),
+    ("PolynomialLR", lambda L, o: L.PolynomialLR(o, total_iters=30, power=1.7)),
+    ("ChainedScheduler", lambda L, o: L.ChainedScheduler(
+        [L.ConstantLR(o, 0.5, total_iters=5), L.ExponentialLR(o, 0.9),
+         L.CosineAnnealingLR(o, T_max=12)])),
+] + [  # the cyclical schedules, which also move the momentum (compared below)
+    ("CyclicLR triangular", lambda L, o: L.CyclicLR(o, 0.01, [0.1, 0.05], step_size_up=4)),
+    ("CyclicLR triangular2", lambda L, o: L.CyclicLR(o, [0.01, 0.002], 0.1, step_size_up=3,
+                                                     step_size_down=5, mode="triangular2")),
+    ("CyclicLR exp_range", lambda L, o: L.CyclicLR(o, 0.01, 0.1, step_size_up=5,
+                                                   mode="exp_range", gamma=0.97,
+                                                   base_momentum=0.7, max_momentum=0.95)),
+    ("CyclicLR scale_fn", lambda L, o: L.CyclicLR(o, 0.01, 0.1, step_size_up=3,
+                                                  scale_fn=lambda x: 1 / (1 + x),
+                                                  scale_mode="iterations",
+                                                  cycle_momentum=False)),
+    ("OneCycleLR cos", lambda L, o: L.OneCycleLR(o, [0.5, 0.1], total_steps=40)),
+    ("OneCycleLR linear", lambda L, o: L.OneCycleLR(o, 0.5, epochs=4, steps_per_epoch=11,
+                                                    pct_start=0.25, anneal_strategy="linear",
+                                                    div_factor=10.0, final_div_factor=100.0)),
+    ("OneCycleLR three_phase", lambda L, o: L.OneCycleLR(o, 0.3, total_steps=41,
+                                                         three_phase=True, base_momentum=0.8,
+                                                         max_momentum=[0.9, 0.99])),
 ]
+CYCLICAL = [c for c in TORCH_CASES if c[0].startswith(("CyclicLR", "OneCycleLR"))]
 
 
 @pytest.mark.parametrize("name,build", TORCH_CASES, ids=[c[0] for c in TORCH_CASES])
@@ -123,14 +158,15 @@ def test_matches_torch_step_by_step(name, build):
         theirs.step()
         a.step()
         b.step()
-        assert a.last_epoch == b.last_epoch
+        assert getattr(a, "last_epoch", None) == getattr(b, "last_epoch", None)  # not chained
         np.testing.assert_allclose(a.get_last_lr(), b.get_last_lr(), rtol=1e-13, atol=0)
         np.testing.assert_allclose([g["lr"] for g in ours.param_groups],
                                    [g["lr"] for g in theirs.param_groups], rtol=1e-13)
 
 
 @pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
-                                  "LinearLR", "CosineAnnealingWarmRestarts"])
+                                  "LinearLR", "CosineAnnealingWarmRestarts", "ConstantLR",
+                                  "PolynomialLR"])
 def test_step_with_an_epoch_uses_the_closed_form_as_torch(name):
     torch = pytest.importorskip("torch")
     build = dict(TORCH_CASES)[name]
@@ -144,6 +180,60 @@ def test_step_with_an_epoch_uses_the_closed_form_as_torch(name):
             a.step(epoch)
             b.step(epoch)
             np.testing.assert_allclose(a.get_last_lr(), b.get_last_lr(), rtol=1e-13)
+
+
+def _momenta(opt):
+    return [g["betas"][0] if "betas" in g else g["momentum"] for g in opt.param_groups]
+
+
+@pytest.mark.parametrize("cls", ["SGD", "Adam"])
+@pytest.mark.parametrize("name,build", CYCLICAL, ids=[c[0] for c in CYCLICAL])
+def test_cyclical_schedules_move_momentum_and_beta1_as_torch(name, build, cls):
+    torch = pytest.importorskip("torch")
+    ours, theirs = _optimizer(cls=cls), _optimizer(torch, cls=cls)
+    a = build(S, ours)
+    b = build(torch.optim.lr_scheduler, theirs)
+    for _ in range(40):
+        assert _momenta(ours) == pytest.approx(_momenta(theirs), rel=1e-13, abs=0)
+        assert [g["lr"] for g in ours.param_groups] == \
+            pytest.approx([g["lr"] for g in theirs.param_groups], rel=1e-13, abs=0)
+        ours.step()
+        theirs.step()
+        a.step()
+        b.step()
+    keys = {"initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"}
+    for g, h in zip(ours.param_groups, theirs.param_groups):
+        assert {k: g[k] for k in keys & set(h)} == {k: h[k] for k in keys & set(h)}
+        assert g.get("betas", (0, 0))[1] == h.get("betas", (0, 0))[1]  # β₂ untouched
+
+
+def test_cyclic_lr_closed_form_triangles():
+    """triangular2 with up 2, down 2 from 0.01 to 0.09: heights 0.08, 0.04, 0.02..."""
+    opt = _optimizer()
+    sched = S.CyclicLR(opt, 0.01, 0.09, step_size_up=2, mode="triangular2",
+                       cycle_momentum=False)
+    lrs = _run(opt, sched, 12)[:, 0]
+    height = 0.08 * 0.5 ** (np.arange(12) // 4)
+    np.testing.assert_allclose(lrs, 0.01 + height * np.tile([0, 0.5, 1, 0.5], 3), rtol=1e-12)
+
+
+def test_one_cycle_closed_form_ends():
+    """Starts at max_lr / div_factor, peaks at max_lr after pct_start, ends at
+    (max_lr / div_factor) / final_div_factor; the momentum mirrors it."""
+    opt = _optimizer(cls="Adam")
+    sched = S.OneCycleLR(opt, max_lr=1.0, total_steps=20, pct_start=0.55, div_factor=10.0,
+                         final_div_factor=1e3)
+    lrs, beta1 = [], []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        beta1.append(opt.param_groups[0]["betas"][0])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[-1] == pytest.approx(1e-4)
+    assert np.argmax(lrs) == 10 and lrs[10] == pytest.approx(1.0)
+    assert np.all(np.diff(lrs[:11]) > 0) and np.all(np.diff(lrs[10:]) < 0)
+    assert (beta1[0], beta1[10], beta1[-1]) == pytest.approx((0.95, 0.85, 0.95))
+    assert np.argmin(beta1) == 10 and opt.param_groups[0]["betas"][1] == 0.999
 
 
 PLATEAU = [
@@ -196,7 +286,7 @@ def _roundtrip(state, tmp_path, name):
 
 RESUMABLE = [(c[0], c[1]) for c in CLOSED_FORMS] + [
     ("ReduceLROnPlateau", lambda o: S.ReduceLROnPlateau(o, factor=0.5, patience=1, cooldown=1)),
-]
+] + [(name, lambda o, build=build: build(S, o)) for name, build in CYCLICAL]
 
 
 @pytest.mark.parametrize("name,build", RESUMABLE, ids=[c[0] for c in RESUMABLE])
@@ -217,7 +307,7 @@ def test_state_dict_round_trip_resumes_the_schedule(name, build, tmp_path):
     resumed = build(fresh)
     fresh.load_state_dict(saved_opt)
     resumed.load_state_dict(saved)
-    assert resumed.last_epoch == sched.last_epoch
+    assert getattr(resumed, "last_epoch", None) == getattr(sched, "last_epoch", None)
     rest = _run(fresh, resumed, 18, metrics[12:] if plateau else None)
     np.testing.assert_array_equal(np.concatenate([first, rest]), straight)
 
@@ -294,6 +384,19 @@ SCHED_ERRORS = [
     (lambda o: S.ReduceLROnPlateau(o, mode="up"), ValueError, "mode 'up' is unknown"),
     (lambda o: S.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, "threshold mode 'x'"),
     (lambda o: S.ReduceLROnPlateau(o, min_lr=[0.1]), ValueError, "expected 2 min_lrs"),
+    (lambda o: S.LambdaLR(o, 0.5), TypeError, "lr_lambda should be a function"),
+    (lambda o: S.ConstantLR(o, factor=1.5), ValueError, "Constant multiplicative factor"),
+    (lambda o: S.ChainedScheduler([]), ValueError, "at least one scheduler to be chained"),
+    (lambda o: S.ChainedScheduler([S.StepLR(o, 2), S.StepLR(_optimizer(), 2)]), ValueError,
+     "same optimizer"),
+    (lambda o: S.CyclicLR(o, 0.1, 1.0, mode="sawtooth"), ValueError, "mode 'sawtooth' is unknown"),
+    (lambda o: S.CyclicLR(o, [0.1], 1.0), ValueError, "base_lr must have the same length"),
+    (lambda o: S.CyclicLR(optim.Adagrad([tg.tensor([1.0], requires_grad=True)]), 0.1, 1.0),
+     ValueError, "must support momentum or beta1"),
+    (lambda o: S.OneCycleLR(o, 1.0), ValueError, "either total_steps OR"),
+    (lambda o: S.OneCycleLR(o, 1.0, total_steps=0), ValueError, "positive integer total_steps"),
+    (lambda o: S.OneCycleLR(o, 1.0, 10, pct_start=1), ValueError, "float between 0 and 1"),
+    (lambda o: S.OneCycleLR(o, 1.0, 10, anneal_strategy="exp"), ValueError, "'cos' or 'linear'"),
 ]
 
 

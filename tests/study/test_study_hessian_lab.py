@@ -170,3 +170,74 @@ def test_edge_of_stability_measures_lambda_max_against_two_over_eta(problem):
     assert heavy.threshold == pytest.approx((2 + 2 * 0.9) / 0.5)
     for p, b in zip(params, before):  # trained a copy
         np.testing.assert_array_equal(p.numpy(), b)
+
+
+def test_kappa_is_defined_only_above_a_float64_gap():
+    eps = np.finfo(np.float64).eps
+    clear = hl.summarize([1e-17, 1e-3, 1.0, 10.0])
+    assert clear["zero_tol"] == pytest.approx(4 * eps * 10.0)  # n·ε·λmax
+    assert clear["rank"] == 3 and clear["n_zero"] == 1 and clear["n_small"] == 0
+    assert clear["condition"] == pytest.approx(1e4)
+    # a continuum of tiny eigenvalues just above the cutoff: κ would only say where it fell
+    continuum = hl.summarize([1e-17, 1e-13, 1e-12, 1e-11, 1.0, 10.0])
+    assert np.isnan(continuum["condition"]) and continuum["n_small"] == 3
+    assert "effectively singular" in continuum["condition_note"]
+    assert continuum["rank"] == 5
+
+
+def test_curvature_is_named_with_the_gradient_norm():
+    assert hl.summarize([-1.0, 2.0], grad_norm=0.0)["kind"] == "saddle"
+    away = hl.summarize([-1.0, 2.0], grad_norm=0.029)
+    assert away["kind"] == "indefinite Hessian, not a critical point" and not away["critical"]
+    assert hl.summarize([1.0, 2.0], grad_norm=1.0)["kind"] == \
+        "positive definite Hessian, not a critical point"
+
+
+def test_the_lab_names_a_trained_network_by_its_gradient_and_gap(problem):
+    model, X, y = problem
+    lab = hl.analyze(model, nn.functional.cross_entropy, X, y, k=2, samples=2)
+    rows = dict(lab.rows())
+    assert rows["curvature"] == lab.kind
+    assert lab.critical == (lab.grad_norm <= hl.GRAD_TOL)
+    if not lab.critical:
+        assert lab.kind.endswith("not a critical point")
+    w = np.abs(lab.eigenvalues)
+    in_band = ((w > lab.zero_tol) & (w <= hl.GAP * lab.zero_tol)).sum()
+    assert np.isnan(lab.condition) == (in_band > 0)
+    assert lab.rank == int((w > lab.zero_tol).sum())
+
+
+def _numbers_in(text):
+    import re
+
+    return [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text)]
+
+
+def test_edge_of_stability_sentences_follow_the_measurements():
+    X, y = make_moons(200, noise=0.25, seed=0)
+    tg.manual_seed(0)
+    model = nn.MLP([2, 32, 32, 2], activation="tanh")
+    eos = hl.edge_of_stability(model, nn.functional.cross_entropy, X, y, lr=0.4, steps=900,
+                               every=25)
+    sentences, numbers = hl.describe_edge_of_stability(eos)
+    s, thr = eos.sharpness, eos.threshold
+    # the lesson: λmax starts below 2/η, sharpens up to it, then stays near it
+    assert s[0] < 0.6 * thr and numbers["first_above"] is not None
+    first = int(np.nonzero(s >= thr)[0][0])
+    assert numbers["first_above"] == eos.steps[first]
+    tail = s[first:]
+    assert numbers["above"] == (tail >= thr).sum()
+    assert numbers["near"] == (np.abs(tail / thr - 1) <= 0.1).sum()
+    assert numbers["near"] >= 0.6 * len(tail)
+    text = " ".join(sentences)
+    assert f"{s[0]:.3g}" in text and f"{s.max():.3g}" in text
+    assert f"in {numbers['above']} of {len(tail)} measurements" in text
+    assert f"by step {numbers['first_above']}" in text
+    rises = int((np.diff(eos.loss) > 0).sum())
+    assert (f"rising in {rises} of" in text) == (rises > 0)
+    # a run that never gets there says so, and no sentence claims a crossing
+    tg.manual_seed(0)
+    calm = hl.edge_of_stability(nn.MLP([2, 8, 2], activation="tanh"),
+                                nn.functional.cross_entropy, X, y, lr=0.01, steps=20, every=10)
+    calm_text = " ".join(hl.describe_edge_of_stability(calm)[0])
+    assert "never reaches 2/η" in calm_text and "by step" not in calm_text

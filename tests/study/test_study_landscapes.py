@@ -1,6 +1,7 @@
-"""The 2-D test functions: values, gradients and Hessians against hand-written closed forms."""
+"""The test functions (2-D and 1-D): values, gradients and Hessians against closed forms."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -123,3 +124,52 @@ def test_lookup_and_errors():
         landscapes.quadratic(0.5)
     with pytest.raises(ValueError, match="not a sum of squares"):
         landscapes.get("rastrigin").residuals(tg.tensor([0.0, 0.0]))
+
+
+# -- the 1-D landscapes (issue 13, item 11) ---------------------------------------------------
+
+
+def test_one_dimensional_landscapes_have_their_stated_minima():
+    parabola, well = landscapes.get("parabola"), landscapes.get("double_well")
+    assert parabola.dim == well.dim == 1 and "parabola" not in landscapes.names()
+    assert parabola.value(np.array([3.0])) == pytest.approx([9.0])
+    for x in (well.minima[0][0], landscapes.DOUBLE_WELL_LOCAL_MIN):
+        g = _grad(well, [x])
+        assert abs(g[0]) < 1e-12  # f'(x) = 4x³ - 6x + 1 = 0
+        assert 12 * x * x - 6 > 0  # f'' > 0: a minimum
+    assert well.value(np.array([well.minima[0][0]]))[0] == pytest.approx(well.f_min, abs=1e-14)
+    assert well.f_min < float(well.value(np.array([landscapes.DOUBLE_WELL_LOCAL_MIN]))[0])
+
+
+def test_the_parabola_shows_the_four_learning_rate_regimes():
+    from tinygrad_opt.study import race
+
+    result = race.race("parabola", ["sgd:lr=0.1", "sgd:lr=0.5", "sgd:lr=0.9", "sgd:lr=1.05"],
+                       steps=40)
+    slow, one_step, zigzag, too_big = result.runs
+    x_slow, x_zig = slow.path[:, 0], zigzag.path[:, 0]
+    np.testing.assert_allclose(x_slow, 4.0 * 0.8 ** np.arange(len(x_slow)))  # x ← (1-2η)x
+    assert np.all(np.diff(np.sign(x_slow)) == 0) and np.all(np.diff(np.sign(x_zig)) != 0)
+    assert one_step.path[1, 0] == 0.0 and one_step.first_below(1e-12) == 1
+    assert too_big.status == "diverged"
+
+
+def test_a_small_step_stops_in_the_double_wells_local_minimum():
+    from tinygrad_opt.study import race
+
+    result = race.race("double_well", ["sgd:lr=0.02", "sgd:lr=0.1"], steps=100)
+    local, jumper = result.runs
+    assert local.path[-1, 0] == pytest.approx(landscapes.DOUBLE_WELL_LOCAL_MIN, abs=1e-6)
+    assert jumper.path[-1, 0] == pytest.approx(landscapes.get("double_well").minima[0][0],
+                                               abs=1e-6)
+
+
+def test_a_one_dimensional_race_is_drawn_as_a_curve_with_its_iterates(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tinygrad_opt.study import plots, race
+
+    result = race.race("parabola", ["sgd:lr=0.9", "sgd:lr=1.05"], steps=20)
+    out = plots.landscape_1d(result, tmp_path / "parabola.png")
+    assert os.path.getsize(out) > 5000
+    with pytest.raises(ValueError, match="1-D races"):
+        plots.landscape_1d(race.race("booth", ["sgd"], steps=2), tmp_path / "x.png")

@@ -76,3 +76,49 @@ def test_gallery_curves_follow_the_closed_forms():
                                rtol=1e-12)
     plateau = curves["ReduceLROnPlateau (on a stalling loss)"]
     assert plateau[0] == 0.1 and plateau[-1] < 0.1 and np.all(np.diff(plateau) <= 0)
+
+
+def test_a_trained_model_gets_no_suggestion_but_a_reason():
+    # a linear model already at its exact least-squares fit: no lr makes the loss fall
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3)).astype(np.float32)
+    y = X @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)
+    model = nn.Linear(3, 1)
+    model.weight.data[...] = [[1.0, -2.0, 0.5]]
+    model.bias.data[...] = 0.0
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    with pytest.warns(RuntimeWarning, match="never fell"):
+        result = lr_finder.lr_range_test(model, nn.functional.mse_loss, opt, (X, y),
+                                         start_lr=1e-5, end_lr=10, num_iter=60)
+    assert math.isnan(result.suggestion) and math.isnan(result.min_loss_lr)
+    assert "freshly initialised" in result.message
+    assert not result.smoothed.min() < 0.9 * result.smoothed[0]  # what the message claims
+
+
+def test_a_fresh_model_gets_a_suggestion_on_the_falling_part():
+    model, opt, data = _setup()
+    result = lr_finder.lr_range_test(model, nn.functional.cross_entropy, opt, data,
+                                     start_lr=1e-4, end_lr=10, num_iter=80)
+    assert result.message is None and math.isfinite(result.suggestion)
+    at = int(np.nonzero(result.lrs == result.suggestion)[0][0])
+    assert at <= int(np.argmin(result.smoothed))
+    assert result.smoothed.min() <= 0.9 * result.smoothed[0]
+    if result.stopped_early:  # the stop rule as documented: 5x the best so far
+        assert "exceeded 5×" in result.stop_reason or "became" in result.stop_reason
+
+
+@pytest.mark.filterwarnings("ignore:lr_range_test:RuntimeWarning")
+def test_a_noisy_first_batch_does_not_stop_the_test():
+    model, opt, data = _setup()
+    calls = []
+
+    def spiky(out, target):  # the second batch's loss is 100 times too large
+        calls.append(1)
+        loss = nn.functional.cross_entropy(out, target)
+        return loss * 100.0 if len(calls) == 2 else loss
+
+    result = lr_finder.lr_range_test(model, spiky, opt, data, start_lr=1e-4, end_lr=10,
+                                     num_iter=60)
+    # smoothed: 0.05·100·L + 0.95·L ≈ 5.95·L > 5× the best -- but within skip_start (10)
+    assert result.smoothed[1] > 5 * result.smoothed[:2].min()
+    assert len(result.lrs) > 10  # it went on past the spike

@@ -189,3 +189,75 @@ def test_dask_local_cluster_survives_a_killed_worker(tmp_path):
     assert len({r["worker"] for r in records}) >= 2
     assert math.isclose(result.best()[0]["score"], 0.0)
     assert by_address.skipped == 6 and len(by_address) == 7
+
+
+def test_k_fold_records_keep_every_fold_and_the_table_shows_them(tmp_path):
+    config = {"optimizer": "adam", "lr": 0.01, "epochs": 2, "n_samples": 120, "cv": 3}
+    out = sweep.train_trial(config)
+    assert len(out["fold_scores"]) == 3 == out["folds"]
+    assert out["score"] == pytest.approx(np.mean(out["fold_scores"]))
+    assert out["fold_std"] == pytest.approx(np.std(out["fold_scores"]))
+    assert len(set(out["fold_scores"])) == 3  # three different held-out folds
+    result = sweep.run_sweep([config, dict(config, seed=1)], results=tmp_path / "r.jsonl",
+                             executor="serial", progress=False)
+    (row,) = result.summary()
+    folds = [f for r in result.records for f in r["fold_scores"]]
+    assert row["fold_scores"] == folds and row["fold_std"] == pytest.approx(np.std(folds))
+    table = result.format_table()
+    assert "mean ± std over folds" in table
+    assert f"{np.mean(folds):.4f} ± {np.std(folds):.4f} (6)" in table
+
+
+def test_a_results_file_of_another_sweep_is_refused_not_mixed(tmp_path):
+    path = tmp_path / "results.jsonl"
+    sweep.run_sweep([{"x": 1.0}], _slow_objective, path, executor="serial", progress=False)
+    before = path.read_text()
+    with pytest.raises(ValueError, match="already holds 1 trials of another sweep"):
+        sweep.run_sweep([{"x": 2.0}], _slow_objective, path, executor="serial", progress=False)
+    assert path.read_text() == before
+    both = sweep.run_sweep([{"x": 2.0}], _slow_objective, path, executor="serial",
+                           progress=False, extend=True)
+    assert len(both) == 2
+
+
+def test_a_bad_or_unreachable_scheduler_writes_nothing(tmp_path):
+    pytest.importorskip("distributed")
+    path = tmp_path / "deep" / "results.jsonl"
+    with pytest.raises(ValueError, match="scheduler address"):
+        sweep.run_sweep([{"x": 1.0}], _slow_objective, path, executor="notanaddress")
+    assert sweep.is_scheduler_address("tcp://scheduler-host:8786")
+    assert not sweep.is_scheduler_address("tcp://host:99999")
+    import socket
+
+    with socket.socket() as probe:  # a loopback port that nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(sweep.SchedulerError, match="cannot reach"):
+        sweep.run_sweep([{"x": 1.0}], _slow_objective, path,
+                        executor=f"tcp://127.0.0.1:{port}", connect_timeout=0.5)
+    assert time.perf_counter() - start < 20  # the timeout is honoured, not Dask's 30 s
+    assert not (tmp_path / "deep").exists()
+
+
+def test_threaded_dask_workers_give_the_serial_sweep(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    base = {"epochs": 2, "n_samples": 80, "hidden": "8"}
+    configs = [dict(base, optimizer=o, lr=lr, seed=s) for o, lr in (("sgd", 0.1), ("adam", 0.01))
+               for s in (0, 1)]
+    serial = sweep.run_sweep(configs, results=tmp_path / "serial.jsonl", executor="serial",
+                             progress=False)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                       dashboard_address=None, silence_logs=50)
+    client = distributed.Client(cluster)
+    try:
+        threaded = sweep.run_sweep(configs, results=tmp_path / "dask.jsonl", executor=client,
+                                   progress=False)
+    finally:
+        client.close()
+        cluster.close()
+    by_id = {r["trial_id"]: r for r in serial.records}
+    assert threaded.counts() == {"ok": 4}, [r.get("error") for r in threaded.records]
+    for r in threaded.records:
+        assert r["score"] == by_id[r["trial_id"]]["score"]
+        assert r["fold_scores"] == by_id[r["trial_id"]]["fold_scores"]

@@ -1,11 +1,13 @@
 """Automatic differentiation: the backward engine, ``grad``, the functional
-derivatives (jacobian, hessian, hvp, ...), gradient checks, and ``Function``
+derivatives (jacobian, hessian, hvp, ...), the numerical gradient by finite
+differences, gradient checks, and ``Function``
 for user-defined ops."""
 
 from ..function import Function, FunctionCtx
 from .functional import hessian, hvp, jacobian, jvp, vhp, vjp
 from .grad import grad
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .numerical import numerical_grad, numerical_jacobian
 
 __all__ = [
            "Function",
@@ -18,6 +20,8 @@ __all__ = [
            "hvp",
            "jacobian",
            "jvp",
+           "numerical_grad",
+           "numerical_jacobian",
            "vhp",
            "vjp",
 ]

@@ -11,20 +11,25 @@ whole Jacobian -- in one pass.
 Most backward formulas are elementwise products that broadcast over a
 leading axis as they are (``g * y``), so they run unchanged; the ops whose
 backward depends on the gradient's layout (reshape, permute, reductions,
-indexing, matmul of vectors, softmax) have a batched rule below. Any other op
+indexing and item assignment, matmul, softmax) have a batched rule below --
+matmul's stacks the batch into the rows of one matrix product. Any other op
 -- one added later, or a user's ``Function`` -- falls back to a loop over the
 batch, which is always correct, only slower. The walk records no graph
 (first-order products of a graph that may itself be a gradient:
-``hessian_matrix`` walks the graph of ∇f).
+``hessian_matrix`` walks the graph of ∇f), and it follows the engine's rules
+for in-place changes (``x[i] = v`` after a use of ``x``).
 """
 
+from .. import versions
 from ..backend import xp_of
 from ..function import no_grad
+from ..inplace import CopySlices
 from ..ops import elementwise as E
 from ..ops import linalg as L
 from ..ops import movement as M
 from ..ops import reduce as R
 from ..tensor import Tensor
+from .engine import _check_saved, _old_values
 
 __all__ = ["batched_vjp", "hessian_matrix", "jacobian_matrix"]
 
@@ -72,26 +77,45 @@ def _broadcast_copy(xp, a, shape):
 
 # -- batched rules: (node, G array (B, *out.shape), out Tensor) -> tuple of arrays/None ----
 
+def _stacked_rows_times(rows, w):
+    """rows @ w for a batch of row vectors (B, ..., p) and one w (..., p, q):
+    the B rows stacked into ONE matrix product (B, p) @ (p, q) per matrix of w.
+    A stacked matmul of (B, ..., 1, p) would make B vector-matrix products, one
+    BLAS call each -- what made the Hessian of a matrix-vector product slow."""
+    xp = xp_of((rows,))
+    return xp.moveaxis(xp.moveaxis(rows, 0, -2) @ w, -2, 0)
+
+
+def _product(a, b):
+    """a @ b, where an inner dimension of 1 makes it an outer product: a
+    broadcast multiply then does it without one tiny BLAS call per matrix."""
+    return a * b if a.shape[-1] == 1 else a @ b
+
+
 def _matmul(node, G, out):
+    """dz/dx = g @ yᵀ and dz/dy = xᵀ @ g, with a vector x read as the row
+    (1, k) and a vector y as the column (k, 1), as in the forward. Where each
+    sample's product would be matrix-vector (g a row for dz/dx, a column for
+    dz/dy), the batch is stacked into one matrix product (_stacked_rows_times;
+    dz/dy as (gᵀ @ x)ᵀ); otherwise each sample's is a proper matrix product."""
     x, y = node.inputs
     needs = node.needs_input_grad
     xd, yd = x.data, y.data
-    if xd.ndim >= 2 and yd.ndim >= 2:
-        gx = G @ yd.swapaxes(-1, -2) if needs[0] else None
-        gy = xd.swapaxes(-1, -2) @ G if needs[1] else None
-        return gx, gy
-    if xd.ndim == 1 and yd.ndim == 1:        # G: (B,)
-        gx = G[:, None] * yd if needs[0] else None
-        gy = G[:, None] * xd if needs[1] else None
-        return gx, gy
-    if xd.ndim == 1:                          # (k,) @ (..., k, n) -> (..., n)
-        g2 = G[..., None, :]                  # (B, ..., 1, n)
-        gx = (g2 @ yd.swapaxes(-1, -2))[..., 0, :] if needs[0] else None
-        gy = xd[:, None] * g2 if needs[1] else None
-        return gx, gy
-    g2 = G[..., :, None]                      # y 1-D: (..., m, k) @ (k,) -> (..., m)
-    gx = g2 * yd if needs[0] else None
-    gy = (xd.swapaxes(-1, -2) @ g2)[..., 0] if needs[1] else None
+    x2 = xd[None, :] if xd.ndim == 1 else xd              # (..., m, k)
+    y2 = yd[:, None] if yd.ndim == 1 else yd              # (..., k, n)
+    G2 = G[..., None] if yd.ndim == 1 else G
+    G2 = G2[..., None, :] if xd.ndim == 1 else G2         # (B, ..., m, n)
+    gx = gy = None
+    if needs[0] and G2.shape[-2] == 1:                    # g a row: (B, ..., k), then (1, k)
+        gx = _stacked_rows_times(G2[..., 0, :], y2.swapaxes(-1, -2))
+        gx = gx if xd.ndim == 1 else gx[..., None, :]
+    elif needs[0]:                                        # (x is a matrix here)
+        gx = _product(G2, y2.swapaxes(-1, -2))
+    if needs[1] and G2.shape[-1] == 1:                    # g a column: (B, ..., k), then (k, 1)
+        gy = _stacked_rows_times(G2[..., 0], x2)
+        gy = gy if yd.ndim == 1 else gy[..., None]
+    elif needs[1]:                                        # (y is a matrix here)
+        gy = _product(x2.swapaxes(-1, -2), G2)
     return gx, gy
 
 
@@ -142,6 +166,22 @@ def _get_item(node, G, out):
     else:
         xp.add.at(full, index, G)
     return (full,)
+
+
+def _copy_slices(node, G, out):
+    """``x[index] = v``: x's gradient is G with the overwritten part zeroed, v's
+    the overwritten part of G (summed to v's shape by the walk)."""
+    index = _batched_index(node.attrs["index"])
+    if index is None:
+        return _fallback(node, G, out)
+    needs = node.needs_input_grad
+    gx = gv = None
+    if needs[0]:
+        gx = G.copy()
+        gx[index] = 0
+    if needs[1]:
+        gv = G[index]
+    return gx, gv
 
 
 def _index_add(node, G, out):
@@ -244,8 +284,10 @@ for _op, _rule in ((getattr(L, "MatMul", None), _matmul), (getattr(M, "Reshape",
                    (getattr(M, "Permute", None), _permute), (getattr(M, "Expand", None), _expand),
                    (getattr(M, "SumTo", None), _sum_to), (getattr(M, "GetItem", None), _get_item),
                    (getattr(M, "IndexAdd", None), _index_add), (getattr(M, "Cat", None), _cat),
+                   (CopySlices, _copy_slices),
                    (getattr(R, "Sum", None), _sum), (getattr(R, "Mean", None), _mean),
                    (getattr(R, "Amax", None), _extremum), (getattr(R, "Amin", None), _extremum),
+                   (getattr(R, "Max", None), _extremum), (getattr(R, "Min", None), _extremum),
                    (getattr(R, "Softmax", None), _softmax),
                    (getattr(R, "LogSoftmax", None), _log_softmax),
                    (getattr(R, "SelectAlong", None), _select_along),
@@ -289,6 +331,11 @@ def _topological(roots, wanted=None):
             if node.inputs is None:
                 raise RuntimeError("batched_vjp: the graph was freed by an earlier backward; "
                                    "build it again or pass retain_graph=True to that backward.")
+            if node.stamp != versions._now:  # something changed in place since it was recorded
+                # as the engine does: refuse stale saved values, and send the gradient
+                # of an input changed later (``x[i] = v``) to its old value
+                _check_saved(node, tensor)
+                _old_values(node)
             for inp, needed in zip(node.inputs, node.needs_input_grad):
                 if needed and isinstance(inp, Tensor) and inp not in expanded:
                     stack.append((inp, False))

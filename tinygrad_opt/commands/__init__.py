@@ -8,8 +8,11 @@ code 2) and ``tinygrad_opt.cli.CommandError`` for an explained failure (exit 1).
 
 COMMANDS = {
     "demo": "tinygrad_opt.commands.demo",
+    "lab": "tinygrad_opt.commands.lab",
     "train": "tinygrad_opt.commands.train",
     "race": "tinygrad_opt.commands.race",
+    "opening-arc": "tinygrad_opt.commands.opening_arc",
+    "solver-race": "tinygrad_opt.commands.solver_race",
     "graph": "tinygrad_opt.commands.graph",
     "hessian": "tinygrad_opt.commands.hessian",
     "lr-find": "tinygrad_opt.commands.lr_find",

@@ -147,6 +147,27 @@ def out_dir(path, flag="--out"):
     return path
 
 
+def new_folders(path):
+    """The folders from ``path`` up that do not exist yet (deepest first): what creating
+    ``path`` would add, so that a command that fails can take them away again."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
+
+
+def remove_empty(folders):
+    """Remove ``folders`` (deepest first) that are still empty: a failed command leaves
+    nothing behind."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            break
+
+
 def bar(total, description, enabled=True):
     """A tqdm bar on a terminal (None otherwise): ``bar.update(1)`` per unit of work."""
     from ..train import _progress_bar

@@ -10,7 +10,7 @@ with --second-order also ``gradgradcheck`` (the gradient of the gradient), and
 the step-size sweep of ``study.gradcheck_lab``: the largest relative error of the
 central difference for h = 1e-1 ... 1e-12 in float64 and float32 -- the "V" of
 truncation against round-off error, with its bottom near h ≈ ε^(1/3). Exit code
-1 when a check fails. --out writes eps_sweep.png.
+1 when a check fails. The sweep's picture, eps_sweep.png, goes into --out.
 """
 
 HELP = "gradient check (and gradgradcheck) with the finite-difference step sweep"
@@ -33,7 +33,8 @@ def add_arguments(parser):
     parser.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance (1e-3)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the step-size sweep")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", "-o", metavar="DIR", help="write eps_sweep.png here")
+    parser.add_argument("--out", "-o", default="runs/gradcheck", metavar="DIR",
+                        help="folder for eps_sweep.png (default runs/gradcheck)")
 
 
 def _function(args):

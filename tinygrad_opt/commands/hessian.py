@@ -7,11 +7,13 @@
 Trains the network (``--train-epochs`` of mini-batch training with --optimizer;
 0 keeps the random initialisation), then at the trained weights computes the
 exact Hessian of the training loss by double backward (up to --exact-limit
-parameters), its spectrum, κ = λmax/λmin⁺, the negative eigenvalues, the top
+parameters), its spectrum, numerical rank, κ = λmax/λmin⁺ (when a spectral gap
+defines it), the negative eigenvalues, the curvature named with the gradient norm, the top
 --k eigenvalues by Lanczos on Hessian-vector products, |λ|max by power iteration
 and Hutchinson's trace estimate. With --eos LR it also trains a copy by
-full-batch gradient descent with that step and records λmax every 10 steps
-against 2/LR. Writes spectrum.png, eos.png and hessian.json into --out.
+full-batch gradient descent with that step, records λmax every 10 steps against
+2/LR and says in sentences computed from the run how far above 2/LR it went and for
+how long. Writes spectrum.png, eos.png and hessian.json into --out.
 """
 
 HELP = "exact Hessian spectrum, Lanczos, Hutchinson, edge of stability for a small MLP"
@@ -95,7 +97,9 @@ def run(args):
               "trace_estimate": lab.trace_estimate, "trace_stderr": lab.trace_stderr}
     if lab.eigenvalues is not None:
         result.update({k: getattr(lab, k) for k in ("lam_max", "lam_min", "lam_min_pos",
-                                                    "n_negative", "n_zero", "kind", "trace")})
+                                                    "n_negative", "n_zero", "kind", "trace",
+                                                    "rank", "zero_tol", "condition_note",
+                                                    "critical")})
         result["condition"] = lab.condition if math.isfinite(lab.condition) else None
         result["eigenvalues"] = lab.eigenvalues.tolist()
     eos = None
@@ -110,9 +114,9 @@ def run(args):
         finally:
             if progress is not None:
                 progress.close()
-        print(f"edge of stability: full-batch GD with η = {args.eos:g} from the initialisation: "
-              f"λmax went from {eos.sharpness[0]:.4g} to a maximum of {eos.sharpness.max():.4g}"
-              f" (2/η = {eos.threshold:.4g})" + ("; the loss diverged" if eos.diverged else ""))
+        sentences, _ = hessian_lab.describe_edge_of_stability(eos)
+        print("edge of stability, from the initialisation:")
+        print("\n".join(f"  {line}" for line in sentences))
         result["eos"] = {"lr": args.eos, "threshold": eos.threshold,
                          "steps": eos.steps.tolist(), "sharpness": eos.sharpness.tolist(),
                          "loss": eos.loss.tolist(), "diverged": eos.diverged}

@@ -3,15 +3,18 @@
     tinygrad-opt sweep                                     # 12 random trials, local pool
     tinygrad-opt sweep --optimizers sgd,momentum,adam --lr 1e-4:1 --trials 30 --seeds 3
     tinygrad-opt sweep --search grid --grid-points 5 --cv 5
-    tinygrad-opt sweep --scheduler tcp://10.0.0.5:8786     # on a Dask cluster
+    tinygrad-opt sweep --scheduler tcp://scheduler-host:8786   # on a Dask cluster
 
 Each trial trains an MLP on the moons (``study.sweep.train_trial``) and is scored
 by its validation loss (a 25% validation split, or --cv K folds). Trials run on
 a local process pool of --workers processes, or on the Dask cluster at
---scheduler; each finished trial is appended to --results at once, so running
-the same command again resumes (finished trials are skipped; --fresh starts
-over). Prints the table of configurations by mean score over the seeds and
-draws scores.png.
+--scheduler (checked before anything is written; connecting gives up after
+--connect-timeout seconds); each finished trial is appended to --results at once,
+so running the same command again resumes (finished trials are skipped; --fresh
+starts over). A results file that holds another sweep (other configurations) is
+refused rather than mixed with this one. Prints the table of configurations by
+mean score over the seeds (with --cv, also each fold's score and the mean ± std over
+folds) and draws scores.png next to the results.
 """
 
 HELP = "grid/random hyperparameter search on a process pool or a Dask cluster, resumable"
@@ -42,6 +45,8 @@ def add_arguments(parser):
                         help="local processes (default: the CPU count)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on a Dask cluster: its scheduler address, tcp://host:8786")
+    parser.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="give up on an unreachable --scheduler after this long (10)")
     parser.add_argument("--serial", action="store_true", help="run in this process")
     parser.add_argument("--retries", type=int, default=2,
                         help="extra attempts for a failing trial or a dead worker (2)")
@@ -49,7 +54,7 @@ def add_arguments(parser):
                         help="JSON-lines results file, appended and resumed "
                              "(runs/sweep/results.jsonl)")
     parser.add_argument("--fresh", action="store_true",
-                        help="delete --results first instead of resuming")
+                        help="delete --results first instead of resuming it")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random search (0)")
     add_progress(parser)
 
@@ -71,7 +76,18 @@ def run(args):
     import os
 
     from ..study import sweep
-    from ._study import at_least, mini_batch, optimizers, out_dir, plots_or_none, sizes, usage
+    from ._study import (
+        at_least,
+        mini_batch,
+        new_folders,
+        optimizers,
+        out_dir,
+        plots_or_none,
+        positive,
+        remove_empty,
+        sizes,
+        usage,
+    )
 
     chosen = optimizers(args.optimizers)
     for spec in chosen:
@@ -92,11 +108,12 @@ def run(args):
         at_least(args.workers, 1, "--workers")
     if args.scheduler and args.serial:
         raise usage("--scheduler and --serial exclude each other.")
+    if args.scheduler and not sweep.is_scheduler_address(args.scheduler):
+        raise usage(f"--scheduler {args.scheduler!r} is not a Dask scheduler address; give "
+                    "protocol://host:port, such as tcp://scheduler-host:8786.")
+    positive(args.connect_timeout, "--connect-timeout")
     sizes(args.hidden, 2, 2)  # validates the text
     folder = os.path.dirname(os.path.abspath(args.results))
-    out_dir(folder, "--results")
-    if args.fresh and os.path.exists(args.results):
-        os.remove(args.results)
     space = {"optimizer": [s.name + (":" + ",".join(f"{k}={v}" for k, v in s.given.items())
                                      if s.given else "") for s in chosen],
              "lr": sweep.LogUniform(lo, hi, n=args.grid_points),
@@ -112,16 +129,23 @@ def run(args):
     where = (f"Dask cluster at {args.scheduler}" if args.scheduler else
              "this process" if args.serial else
              f"{args.workers or os.cpu_count()} local processes")
+    created = new_folders(folder)
+    out_dir(folder, "--results")
+    if args.fresh and os.path.exists(args.results):
+        os.remove(args.results)
     print(f"{args.search} search: {len(configs)} trials on {where}; results in {args.results}")
     try:
         result = sweep.run_sweep(configs, results=args.results, executor=executor,
                                  workers=args.workers, retries=args.retries,
-                                 progress=not args.no_progress)
-    except OSError as error:
-        from ..cli import CommandError
-
-        raise CommandError(f"cannot reach the Dask scheduler {args.scheduler}: {error}.") \
-            from None
+                                 progress=not args.no_progress,
+                                 connect_timeout=args.connect_timeout)
+    except (sweep.SchedulerError, ValueError) as error:
+        remove_empty(created)
+        message = str(error).removeprefix("run_sweep: ")
+        if isinstance(error, ValueError):
+            message = message.replace("pass extend=True to add to it",
+                                      "use --fresh to replace it")
+        raise usage(message) from None
     print(result.format_table())
     rows = result.summary()
     if rows and rows[0]["mean"] < float("inf"):
@@ -130,6 +154,12 @@ def run(args):
               f"{b['config'].get('lr', float('nan')):.4g}: validation loss {b['mean']:.4f}"
               + (f" ± {b['std']:.4f} over {b['n']} seeds" if b["n"] > 1 else "")
               + f", accuracy {b['val_acc']:.3f}")
+        if len(b["fold_scores"]) > b["n"]:
+            folds = b["fold_scores"]
+            seeds = f"{b['n']} seed" + ("s" if b["n"] > 1 else "")
+            print(f"its {len(folds)} fold scores ({len(folds) // b['n']} folds × {seeds}): "
+                  + ", ".join(f"{f:.4f}" for f in folds)
+                  + f" (mean {sum(folds) / len(folds):.4f} ± {b['fold_std']:.4f} over folds)")
     plots = plots_or_none()
     if plots is not None and len(result):
         path = plots.sweep_scatter(result, os.path.join(folder, "scores.png"))

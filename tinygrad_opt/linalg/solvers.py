@@ -16,8 +16,14 @@ has the iterations the lecture lists, each recording its residual history:
   Jacobi; Gauss-Seidel with over-relaxation ``omega``, i.e. SOR);
 * :func:`gradient_descent` -- steepest descent on ½xᵀAx - bᵀx with the exact
   step (or a fixed one): the baseline that CG beats;
-* :func:`cholesky` / :func:`cho_solve` / :func:`solve` -- the direct route for
-  small dense systems (Newton's H d = -g, Gauss-Newton's normal equations).
+* :func:`lu_solve`, :func:`qr_solve`, :func:`cholesky` / :func:`cho_solve` -- the
+  direct route for dense systems, on the backend's LAPACK (NumPy or CuPy):
+  LU with partial pivoting for any nonsingular A, QR (A = QR, then R x = Qᵀb)
+  for a better-conditioned solve, Cholesky (A = LLᵀ) for SPD A at half LU's
+  cost -- Newton's H d = -g, Gauss-Newton's normal equations;
+* :func:`solve` -- one entry point: ``solve(A, b, method="lu" | "qr" |
+  "cholesky" | "cg" | "pcg" | "jacobi" | "gauss_seidel")``, the lecture's list
+  of ways to solve A x = b.
 
 ``A`` is a matrix (a NumPy or CuPy array, or a Tensor) or a callable: it is
 called with a vector of the same kind as ``b`` (a Tensor when ``b`` is a
@@ -28,10 +34,20 @@ kind. Everything runs in ``b``'s array namespace (NumPy or CuPy); each
 iteration moves one small vector of scalars to the host for its convergence
 test, and nothing else.
 
-Every solver returns a :class:`SolveResult`: ``x``, ``converged``, ``niter``,
+The stationary iterations (Jacobi, Gauss-Seidel, gradient descent with a fixed
+step) converge only when their iteration matrix G (x ← G x + c) has spectral
+radius ρ(G) < 1. When the residual grows instead -- non-finite, or 1e4 times
+its start, or larger at ``maxiter`` than at the start -- they stop with
+``converged=False`` and a message saying so, with ρ(G) when A is a small matrix.
+
+Every iterative solver returns a :class:`SolveResult`: ``x``, ``converged``, ``niter``,
 ``residuals`` (‖b - A x_k‖ for k = 0..niter, as Python floats; Frobenius norm
 for a block) and ``message``.
 """
+
+from dataclasses import dataclass
+
+import numpy as np
 
 from ..backend import to_host, xp_of
 from ..tensor import Tensor
@@ -45,15 +61,23 @@ __all__ = [
     "gauss_seidel",
     "gradient_descent",
     "jacobi",
+    "lu_solve",
     "pcg",
+    "qr_solve",
     "solve",
     "steihaug",
 ]
 
 # Probing a function for its diagonal or its matrix costs n products.
 PROBE_LIMIT = 4096
+# A stationary iteration whose residual grows this much has diverged.
+DIVERGENCE_GROWTH = 1e4
+# Up to this size a diverging splitting reports its iteration matrix's spectral radius.
+SPECTRAL_RADIUS_LIMIT = 1000
+METHODS = ("lu", "qr", "cholesky", "cg", "pcg", "jacobi", "gauss_seidel")
 
 
+@dataclass(repr=False, eq=False)  # arrays inside: compared by identity, as before
 class SolveResult:
     """What a solver returns (scipy's OptimizeResult in spirit).
 
@@ -67,25 +91,13 @@ class SolveResult:
         on_boundary (bool): Steihaug's step ends on the trust-region boundary.
     """
 
-    __slots__ = (
-        "converged",
-        "message",
-        "negative_curvature",
-        "niter",
-        "on_boundary",
-        "residuals",
-        "x",
-    )
-
-    def __init__(self, x, converged, niter, residuals, message, negative_curvature=False,
-                 on_boundary=False):
-        self.x = x
-        self.converged = converged
-        self.niter = niter
-        self.residuals = residuals
-        self.message = message
-        self.negative_curvature = negative_curvature
-        self.on_boundary = on_boundary
+    x: object
+    converged: bool
+    niter: int
+    residuals: list
+    message: str
+    negative_curvature: bool = False
+    on_boundary: bool = False
 
     def __repr__(self):
         last = self.residuals[-1] if self.residuals else float("nan")
@@ -203,22 +215,47 @@ def _krylov_start(xp, bd, r, tol, atol, maxiter):
     return maxiter, _threshold(xp, bd, tol, atol), rnorm
 
 
-def _stationary(xp, bd, x, r, step, tol, atol, maxiter, callback, wrap):
+def _stationary(xp, bd, x, r, step, tol, atol, maxiter, callback, wrap, why_diverged):
     """The loop of the stationary methods (Jacobi, Gauss-Seidel, gradient descent):
     ``x, r = step(x, r)`` until ‖r‖ <= max(tol·‖b‖, atol) or ``maxiter`` steps, recording
-    ‖r_k‖ and calling ``callback`` after each step."""
+    ‖r_k‖ and calling ``callback`` after each step. A growing residual (see the module
+    doc) stops it; ``why_diverged()`` then says why in a clause."""
     threshold = _threshold(xp, bd, tol, atol)
     residuals = _host(xp, _norm(xp, r))
     converged, k = residuals[0] <= threshold, 0
-    while not converged and k < maxiter:
-        k += 1
-        x, r = step(x, r)
-        residuals += _host(xp, _norm(xp, r))
-        if callback is not None:
-            callback(wrap(x))
-        converged = residuals[-1] <= threshold
-    message = f"converged in {k} iterations" if converged else f"reached maxiter={maxiter}"
+    with np.errstate(all="ignore"):  # a diverging iteration overflows: reported, not warned
+        while not converged and k < maxiter:
+            k += 1
+            x, r = step(x, r)
+            residuals += _host(xp, _norm(xp, r))
+            if callback is not None:
+                callback(wrap(x))
+            converged = residuals[-1] <= threshold
+            if not residuals[-1] <= DIVERGENCE_GROWTH * residuals[0]:  # also catches NaN
+                break
+    if converged:
+        message = f"converged in {k} iterations"
+    elif not residuals[-1] <= residuals[0]:
+        message = (f"diverged: the residual grew from {residuals[0]:.3g} to "
+                   f"{residuals[-1]:.3g} in {k} iterations, because {why_diverged()}")
+    else:
+        message = f"reached maxiter={maxiter}"
     return SolveResult(wrap(x), converged, k, residuals, message)
+
+
+def _spectral_radius(G):
+    """max |eigenvalue| of the iteration matrix G, on the host (None when too large)."""
+    if G is None or G.shape[0] > SPECTRAL_RADIUS_LIMIT:
+        return None
+    with np.errstate(all="ignore"):
+        return float(np.abs(np.linalg.eigvals(np.asarray(to_host(G), dtype=np.float64))).max())
+
+
+def _radius_clause(G, matrix_name, condition):
+    """'the iteration matrix I - ωD⁻¹A has spectral radius 2.3 > 1 (A is not ...)'."""
+    rho = _spectral_radius(G)
+    size = f"spectral radius {rho:.3g} > 1" if rho is not None else "spectral radius above 1"
+    return f"the iteration matrix {matrix_name} has {size} ({condition})"
 
 
 # ---------------------------------------------------------------------------
@@ -401,14 +438,20 @@ def jacobi(A, b, x0=None, *, omega=1.0, diag=None, tol=1e-10, atol=0.0, maxiter=
     """
     xp, bd, x, matvec, matrix, wrap = _prepare(A, b, x0)
     d = _diagonal(xp, A, matvec, matrix, bd.shape[0], bd.dtype, diag, "jacobi")
-    if bd.ndim == 2:
-        d = d[:, None]
+    dcol = d[:, None] if bd.ndim == 2 else d
 
     def step(x, r):
-        x += omega * r / d
+        x += omega * r / dcol
         return x, bd - matvec(x)
 
-    return _stationary(xp, bd, x, bd - matvec(x), step, tol, atol, maxiter, callback, wrap)
+    def why_diverged():
+        n = d.shape[0]
+        G = None if matrix is None or n > SPECTRAL_RADIUS_LIMIT else \
+            xp.eye(n, dtype=bd.dtype) - omega * matrix / d[:, None]
+        return _radius_clause(G, "I - ωD⁻¹A", "A is not diagonally dominant")
+
+    return _stationary(xp, bd, x, bd - matvec(x), step, tol, atol, maxiter, callback, wrap,
+                       why_diverged)
 
 
 def gauss_seidel(A, b, x0=None, *, omega=1.0, tol=1e-10, atol=0.0, maxiter=1000,
@@ -434,7 +477,14 @@ def gauss_seidel(A, b, x0=None, *, omega=1.0, tol=1e-10, atol=0.0, maxiter=1000,
         x = _solve_lower(xp, left, omega * bd - right @ x)
         return x, bd - Am @ x
 
-    return _stationary(xp, bd, x, bd - Am @ x, step, tol, atol, maxiter, callback, wrap)
+    def why_diverged():
+        G = None if n > SPECTRAL_RADIUS_LIMIT else -_solve_lower(xp, left, right)
+        return _radius_clause(G, "-(D + ωL)⁻¹(ωU + (ω - 1)D)",
+                              "A is neither diagonally dominant nor symmetric positive "
+                              "definite with 0 < ω < 2")
+
+    return _stationary(xp, bd, x, bd - Am @ x, step, tol, atol, maxiter, callback, wrap,
+                       why_diverged)
 
 
 def gradient_descent(A, b, x0=None, *, lr=None, tol=1e-10, atol=0.0, maxiter=10000,
@@ -456,7 +506,14 @@ def gradient_descent(A, b, x0=None, *, lr=None, tol=1e-10, atol=0.0, maxiter=100
         r -= alpha * Ar
         return x, r
 
-    return _stationary(xp, bd, x, bd - matvec(x), step, tol, atol, maxiter, callback, wrap)
+    def why_diverged():
+        if lr is None:
+            return "A is not positive definite (the exact step needs rᵀAr > 0)"
+        return (f"the step lr={lr:g} exceeds 2/λmax(A) (the iteration matrix I - lr·A has "
+                "spectral radius above 1)")
+
+    return _stationary(xp, bd, x, bd - matvec(x), step, tol, atol, maxiter, callback, wrap,
+                       why_diverged)
 
 
 # ---------------------------------------------------------------------------
@@ -504,12 +561,98 @@ def cho_solve(L, b):
     return Tensor._make(x, False, None) if isinstance(b, Tensor) else x
 
 
-def solve(A, b):
-    """Direct solve of A x = b: Cholesky when A is symmetric positive definite,
-    otherwise LU (``xp.linalg.solve``)."""
-    Am = _array(A)
-    bd = _array(b)
-    xp = xp_of((Am,))
-    L = cholesky(Am)
-    x = cho_solve(L, bd) if L is not None else xp.linalg.solve(Am, bd)
+def _direct_arrays(A, b, who):
+    """(xp, A, b) as arrays after the checks every direct solve needs."""
+    Am, bd = _array(A), _array(b)
+    if Am.ndim != 2 or Am.shape[0] != Am.shape[1]:
+        raise ValueError(f"{who}: A must be a square matrix (n, n) for A x = b to have one "
+                         f"solution, got shape {tuple(Am.shape)}; for a rectangular A solve "
+                         "the least-squares problem (optim.least_squares or numpy.linalg."
+                         "lstsq).")
+    if bd.ndim not in (1, 2) or bd.shape[0] != Am.shape[0]:
+        raise ValueError(f"{who}: A has shape {tuple(Am.shape)} but b has shape "
+                         f"{tuple(bd.shape)}; b must be ({Am.shape[0]},) or "
+                         f"({Am.shape[0]}, k).")
+    return xp_of((Am,)), Am, bd
+
+
+def _like_b(x, b):
     return Tensor._make(x, False, None) if isinstance(b, Tensor) else x
+
+
+def _singular(who, Am):
+    return ValueError(f"{who}: A ({Am.shape[0]} × {Am.shape[1]}) is singular, so A x = b has "
+                      "no unique solution; check for dependent rows, or solve the "
+                      "least-squares problem instead.")
+
+
+def lu_solve(A, b):
+    """A x = b by LU with partial pivoting, PA = LU (LAPACK's gesv through
+    ``xp.linalg.solve``): about ⅔n³ flops, any nonsingular A."""
+    xp, Am, bd = _direct_arrays(A, b, "lu_solve")
+    try:
+        x = xp.linalg.solve(Am, bd)
+    except ValueError:  # numpy.linalg.LinAlgError: "Singular matrix"
+        raise _singular("lu_solve", Am) from None
+    if xp.__name__ != "numpy" and not bool(to_host(xp.isfinite(x).all())):
+        raise _singular("lu_solve", Am)  # CuPy returns NaNs instead of raising
+    return _like_b(x, b)
+
+
+def qr_solve(A, b):
+    """A x = b by Householder QR, A = QR, then R x = Qᵀb by back substitution.
+    About twice LU's flops, but Q is orthogonal, so it never squares the
+    condition number -- the route of choice for least squares."""
+    xp, Am, bd = _direct_arrays(A, b, "qr_solve")
+    Q, R = xp.linalg.qr(Am)
+    diag = xp.abs(xp.diagonal(R))
+    smallest, largest = _host(xp, diag.min(), diag.max())
+    if not smallest > Am.shape[0] * np.finfo(np.float64).eps * largest:
+        raise _singular("qr_solve", Am)
+    return _like_b(_triangular(xp, R, Q.T @ bd, lower=False), b)
+
+
+def _cholesky_solve(A, b):
+    """A x = b by Cholesky, A = LLᵀ, for symmetric positive definite A (one sentence if not)."""
+    xp, Am, _ = _direct_arrays(A, b, "solve")
+    asym, scale = _host(xp, xp.abs(Am - Am.T).max(), xp.abs(Am).max())
+    symmetric = asym <= 1e-12 * scale
+    L = cholesky(Am) if symmetric else None
+    if L is None:
+        raise ValueError(f"solve: method='cholesky' needs a symmetric positive definite A, and "
+                         f"this {Am.shape[0]} × {Am.shape[1]} A is "
+                         f"{'not positive definite' if symmetric else 'not symmetric'}; use "
+                         "method='lu'.")
+    return cho_solve(L, b)
+
+
+def solve(A, b, method=None, **options):
+    """Solve A x = b by ``method``; returns x (a Tensor when b is one).
+
+    * ``"lu"`` (:func:`lu_solve`), ``"qr"`` (:func:`qr_solve`), ``"cholesky"``
+      (SPD A: :func:`cholesky` then :func:`cho_solve`) -- direct, on LAPACK;
+    * ``"cg"``, ``"pcg"``, ``"jacobi"``, ``"gauss_seidel"`` -- iterative; ``options``
+      go to :func:`cg`, :func:`pcg`, :func:`jacobi` or :func:`gauss_seidel` (``tol``,
+      ``maxiter``, ``omega``, ...). One that does not converge raises a
+      RuntimeError with its reason; call the function itself for the
+      :class:`SolveResult` and its residual history;
+    * ``None`` (default): Cholesky when A is symmetric positive definite, else LU.
+    """
+    direct = {"lu": lu_solve, "qr": qr_solve, "cholesky": _cholesky_solve}
+    iterative = {"cg": cg, "pcg": pcg, "jacobi": jacobi, "gauss_seidel": gauss_seidel}
+    if method is not None and method not in direct and method not in iterative:
+        raise ValueError(f"solve: unknown method {method!r}; choose from "
+                         f"{', '.join(METHODS)}.")
+    if method in iterative:
+        result = iterative[method](A, b, **options)
+        if not result.converged:
+            raise RuntimeError(f"solve: method={method!r} did not converge: {result.message}.")
+        return result.x
+    if options:
+        raise TypeError(f"solve: the direct methods take no options, got {sorted(options)}; "
+                        "they belong to an iterative method (method='cg', ...).")
+    if method is not None:
+        return direct[method](A, b)
+    _, Am, _ = _direct_arrays(A, b, "solve")
+    L = cholesky(Am)
+    return cho_solve(L, b) if L is not None else lu_solve(A, b)

@@ -3,7 +3,7 @@
 ``Module`` and ``Parameter``; layers ``Linear Identity Sequential ModuleList ModuleDict
 MLP Dropout Flatten``; activations ``ReLU Tanh Sigmoid LeakyReLU Softmax LogSoftmax``;
 losses ``MSELoss L1Loss CrossEntropyLoss NLLLoss BCELoss BCEWithLogitsLoss
-MultiMarginLoss``; and the submodules ``functional`` (also ``nn.F``), ``init`` and
+MultiMarginLoss SVMLoss``; and the submodules ``functional`` (also ``nn.F``), ``init`` and
 ``utils`` (gradient clipping).
 """
 
@@ -13,7 +13,7 @@ from .container import ModuleDict, ModuleList, Sequential
 from .dropout import Dropout, Flatten
 from .linear import Identity, Linear
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss,
-                   MultiMarginLoss, NLLLoss)
+                   MultiMarginLoss, NLLLoss, SVMLoss)
 from .mlp import MLP
 from .module import Module, Parameter
 from .prox import ProxLinear, ProxPropMLP, set_proxprop  # noqa: F401  (ProxProp)
@@ -25,6 +25,6 @@ __all__ = [
     "Module", "Parameter", "Linear", "Identity", "Sequential", "ModuleList", "ModuleDict",
     "MLP", "Dropout", "Flatten", "ReLU", "Tanh", "Sigmoid", "LeakyReLU", "Softmax",
     "LogSoftmax", "MSELoss", "L1Loss", "CrossEntropyLoss", "NLLLoss", "BCELoss",
-    "BCEWithLogitsLoss", "MultiMarginLoss", "functional", "F", "init", "utils",
+    "BCEWithLogitsLoss", "MultiMarginLoss", "SVMLoss", "functional", "F", "init", "utils",
     "clip_grad_norm_", "clip_grad_value_",
 ]

@@ -36,6 +36,7 @@ class Linear(Op):
 
     hint = ("the input's last dimension must equal in_features (the weight is "
             "(out_features, in_features))")
+    dtype_rule = "same"  # as torch.nn.functional.linear: no silent float32/float64 mixing
 
     @staticmethod
     def forward(xp, x, w, b=None):

@@ -155,16 +155,37 @@ def _class_last(where, input, target_ndim):
 def _class_rows(where, input, target, shown_shape):
     """Scores (N, C, d1, ...) and integer labels (N, d1, ...) as rows: the scores as
     (N·d1·..., C) (``_class_last``), the outer shape or None, and the labels flattened
-    to one per row. ValueError, naming the caller's input shape ``shown_shape``, when
-    the target's shape does not fit."""
+    to one per row. The caller's input shape ``shown_shape`` may also be (C,), with a
+    scalar label; any other target shape is refused (``_check_target_shape``)."""
     labels = _labels(where, target, input)
+    _check_target_shape(where, tuple(shown_shape), tuple(labels.shape))
     rows, outer = _class_last(where, input, labels.ndim)
-    flat = labels.reshape(-1)
-    if flat.shape[0] != rows.shape[0]:
-        raise ValueError(f"{where}: expected a target of shape "
-                         f"{(input.shape[0],) + tuple(input.shape[2:])} for an input of shape "
-                         f"{tuple(shown_shape)}, got {tuple(labels.shape)}.")
-    return rows, outer, flat
+    return rows, outer, labels.reshape(-1)
+
+
+def _check_target_shape(where, shown, got):
+    """PyTorch's rule, checked exactly so that no label is paired with the wrong position:
+    scores (N, C, d1, ...) take labels (N, d1, ...), scores (C,) one label. ValueError
+    when the batch sizes differ, RuntimeError for any other shape, as in PyTorch."""
+    if len(shown) == 1:
+        if got not in ((), (1,)):
+            raise ValueError(f"{where}: an input of shape {shown} (one sample) takes one "
+                             f"class index as its target, got shape {got}; pass a scalar "
+                             "label, or a batch of scores (N, C) with labels (N,).")
+        return
+    expected = (shown[0],) + shown[2:]
+    if got == expected:
+        return
+    batch = got[0] if got else 0
+    if batch != shown[0]:
+        raise ValueError(f"{where}: expected input batch_size ({shown[0]}) to match target "
+                         f"batch_size ({batch}): for an input of shape {shown} the target "
+                         f"must have shape {expected}, got {got}.")
+    why = ("0D or 1D target tensor expected, multi-target not supported"
+           if len(shown) == 2 else f"expected target size {list(expected)}, got {list(got)}")
+    raise RuntimeError(f"{where}: {why}: the target of an input of shape {shown} holds one "
+                       f"class index per position, shape {expected}, got {got}; reshape it "
+                       f"(e.g. target.reshape{expected}).")
 
 
 # -- activations and layers ---------------------------------------------------------------------
@@ -281,10 +302,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     Also (C,) with a scalar label, and (N, C, d1, ...) with labels (N, d1, ...)."""
     _check_reduction("nll_loss", reduction)
     input = _tensor(input)
+    shown = input.shape
     unbatched = input.ndim == 1
     if unbatched:
         input = input.reshape(1, -1)
-    logp, outer, flat = _class_rows("nll_loss", input, target, input.shape)
+    logp, outer, flat = _class_rows("nll_loss", input, target, shown)
     safe, weights, total, _ = _sample_weights("nll_loss", flat, logp.shape[1], weight,
                                            ignore_index, logp)
     losses = -SelectAlong.apply(logp, safe, dim=1, keepdim=False)
@@ -440,6 +462,22 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
     if unbatched and reduction == "none":
         return losses.reshape(())
     return _reduce(losses, reduction)
+
+
+def svm_loss(input, target, delta=1.0, reduction="mean"):
+    """The multiclass SVM loss of the slides (cs231n): for scores s (N, C) and labels y,
+
+        L_i = Σ_{j ≠ y_i} max(0, s_j - s_{y_i} + Δ),    loss = 1/N Σ_i L_i
+
+    (``reduction="sum"``: Σ_i L_i; ``"none"``: the L_i). It is C times PyTorch's
+    :func:`multi_margin_loss` with ``p=1, margin=Δ`` -- PyTorch divides each L_i by
+    the number of classes -- and is computed that way. With Δ = 1 and scores
+    (3.2, 5.1, -1.7) for label 0 it is max(0, 5.1 - 3.2 + 1) + max(0, -1.7 - 3.2 + 1)
+    = 2.9, the slide's cat."""
+    _check_reduction("svm_loss", reduction)
+    input = _tensor(input)
+    per_sample = multi_margin_loss(input, target, p=1, margin=delta, reduction="none")
+    return _reduce(per_sample * float(input.shape[-1]), reduction)
 
 
 # -- regularization -----------------------------------------------------------------------------

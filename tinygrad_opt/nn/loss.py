@@ -90,7 +90,9 @@ class BCEWithLogitsLoss(_Loss):
 
 
 class MultiMarginLoss(_WeightedLoss):
-    """The multiclass SVM hinge loss: Σ_{j≠y} max(0, margin - x_y + x_j)^p / C."""
+    """The multiclass SVM hinge loss as PyTorch defines it: Σ_{j≠y} max(0, margin - x_y +
+    x_j)^p / C -- divided by the number of classes C, unlike the slides' (:class:`SVMLoss`,
+    which is C times this one with p = 1)."""
 
     def __init__(self, p=1, margin=1.0, weight=None, reduction="mean"):
         super().__init__(weight, reduction)
@@ -102,3 +104,17 @@ class MultiMarginLoss(_WeightedLoss):
     def forward(self, input, target):
         return F.multi_margin_loss(input, target, p=self.p, margin=self.margin,
                                    weight=self.weight, reduction=self.reduction)
+
+
+class SVMLoss(_Loss):
+    """The slides' multiclass SVM loss: mean over the batch of Σ_{j≠y} max(0, s_j - s_y + Δ).
+
+    It equals C · :class:`MultiMarginLoss` ``(p=1, margin=delta)`` for C classes:
+    PyTorch's loss divides each sample's sum by C, the lecture's does not."""
+
+    def __init__(self, delta=1.0, reduction="mean"):
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        return F.svm_loss(input, target, delta=self.delta, reduction=self.reduction)

@@ -13,7 +13,10 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
+from ..grad_mode import is_grad_enabled
+from ..hooks import add_hook
 from ..tensor import Tensor, ToShortcuts
+from . import module_hooks
 from .utils import zero_grads
 
 
@@ -42,6 +45,10 @@ class Parameter(Tensor):
             copy.grad = Tensor._make(self.grad.data.copy(), False, None)
         memo[id(self)] = copy
         return copy
+
+
+# The hook tables of a module (PyTorch's attribute names), in calling order.
+_HOOK_TABLES = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks")
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -92,13 +99,59 @@ class Module(ToShortcuts):
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        for table in _HOOK_TABLES:
+            object.__setattr__(self, table, OrderedDict())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
                                   '"forward" function; define forward(self, ...) in the subclass.')
 
+    # True once a hook was registered on this module (then the tables decide).
+    _has_hooks = False
+
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        if not self._has_hooks:  # the common case: one attribute lookup
+            return self.forward(*args, **kwargs)
+        pre, post, backward = (self.__dict__.get(table) for table in _HOOK_TABLES)
+        if pre:
+            args = module_hooks.run_forward_pre_hooks(self, pre, args)
+
+        def run(args):
+            output = self.forward(*args, **kwargs)
+            return module_hooks.run_forward_hooks(self, post, args, output) if post else output
+
+        if backward and is_grad_enabled():
+            return module_hooks.call_with_backward_hooks(self, backward, args, run)
+        return run(args)
+
+    # -- hooks (PyTorch's; each register_* returns a handle with .remove()) -------------------
+
+    def _register(self, table, hook, prepend):
+        hooks = self.__dict__.get(table)
+        if hooks is None:  # a module made without Module.__init__ (e.g. copied)
+            hooks = OrderedDict()
+            object.__setattr__(self, table, hooks)
+        handle = add_hook(hooks, hook)
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        object.__setattr__(self, "_has_hooks", True)
+        return handle
+
+    def register_forward_pre_hook(self, hook, *, prepend=False):
+        """``hook(module, args)`` before each forward; a returned value replaces
+        the positional arguments (a non-tuple becomes a 1-tuple)."""
+        return self._register("_forward_pre_hooks", hook, prepend)
+
+    def register_forward_hook(self, hook, *, prepend=False):
+        """``hook(module, args, output)`` after each forward; a returned value
+        replaces the output."""
+        return self._register("_forward_hooks", hook, prepend)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """``hook(module, grad_input, grad_output)`` once the gradients with
+        respect to the module's tensor inputs (None where not needed) and
+        outputs are known; a returned tuple replaces ``grad_input``."""
+        return self._register("_backward_hooks", hook, prepend)
 
     # -- registration -------------------------------------------------------------------------
 

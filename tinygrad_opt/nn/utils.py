@@ -66,7 +66,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     for p in params:
         if p.grad is not None:
             g = p.grad.data
-            p.grad = _const(g * coef.astype(g.dtype))
+            # asarray: for a 0-d gradient NumPy returns a scalar, and .grad must stay an array
+            p.grad = _const(xp.asarray(g * coef.astype(g.dtype)))
     return _const(total)
 
 
@@ -91,7 +92,8 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     for p in _as_list(parameters):
         if p.grad is not None:
             g = p.grad.data
-            p.grad = _const(backend.xp_of((g,)).clip(g, -clip_value, clip_value))
+            xp = backend.xp_of((g,))
+            p.grad = _const(xp.asarray(xp.clip(g, -clip_value, clip_value)))  # 0-d stays an array
 
 
 def parameters_to_vector(parameters):

@@ -26,7 +26,18 @@ from .elementwise import (
 )
 from .linalg import MatMul
 from .movement import Cat, Copy, Expand, GetItem, IndexAdd, Permute, Reshape, SumTo, ToDevice
-from .reduce import Amax, Amin, LogSoftmax, Mean, ScatterAlong, SelectAlong, Softmax, Sum
+from .reduce import (
+                     Amax,
+                     Amin,
+                     LogSoftmax,
+                     Max,
+                     Mean,
+                     Min,
+                     ScatterAlong,
+                     SelectAlong,
+                     Softmax,
+                     Sum,
+)
 
 __all__ = [
                           "Abs",
@@ -48,8 +59,10 @@ __all__ = [
                           "Log",
                           "LogSoftmax",
                           "MatMul",
+                          "Max",
                           "Maximum",
                           "Mean",
+                          "Min",
                           "Minimum",
                           "Mul",
                           "Neg",

@@ -33,6 +33,8 @@ class Broadcasting(Op):
 class Add(Broadcasting):
     """z = x + y.  dz/dx = g,  dz/dy = g."""
 
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
+
     @staticmethod
     def forward(xp, x, y):
         return x + y
@@ -45,6 +47,8 @@ class Add(Broadcasting):
 class Sub(Broadcasting):
     """z = x - y.  dz/dx = g,  dz/dy = -g."""
 
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
+
     @staticmethod
     def forward(xp, x, y):
         return x - y
@@ -56,6 +60,8 @@ class Sub(Broadcasting):
 
 class Mul(Broadcasting):
     """z = x * y.  dz/dx = g*y,  dz/dy = g*x."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x, y):
@@ -70,6 +76,8 @@ class Mul(Broadcasting):
 
 class Div(Broadcasting):
     """z = x / y.  dz/dx = g/y,  dz/dy = -g*z/y."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x, y):
@@ -87,7 +95,13 @@ class Div(Broadcasting):
 
 
 class Pow(Broadcasting):
-    """z = x ** y.  dz/dx = g*y*x**(y-1),  dz/dy = g*z*log(x)."""
+    """z = x ** y.  dz/dx = g*y*x**(y-1),  dz/dy = g*z*log(x).
+
+    At the corners PyTorch's conventions hold: dz/dx is 0 where y = 0 (x**0 is the
+    constant 1, even at x = 0, so polynomial features x**k, k = 0..d, have finite
+    gradients), and dz/dy is 0 where x = 0 and y >= 0 (for y < 0 it is -inf there).
+    Both zeros come through ``where``, so second derivatives follow PyTorch's too.
+    """
 
     @staticmethod
     def forward(xp, x, y):
@@ -97,26 +111,40 @@ class Pow(Broadcasting):
     def backward(ctx, g, out):
         x, y = ctx.inputs
         needs = ctx.needs_input_grad
+        exponent_is_tensor = isinstance(y, function.Tensor)
         gx = gy = None
-        if needs[0]:
-            if isinstance(y, (int, float)):
-                gx = g * (x * 2.0) if y == 2 else g * (x ** (y - 1) * y)
+        if needs[0] and not exponent_is_tensor:
+            if y == 0:
+                gx = _constant(_xp(g.data).zeros(x.shape, dtype=g.dtype))
             else:
-                gx = g * (x ** (y - 1) * y)
-        if needs[1]:
-            xs = x if isinstance(x, function.Tensor) else _constant(out.data * 0 + x)
-            zero = xs.data == 0
-            # On a GPU, asking zero.any() would wait for the device: always mask there.
-            if type(zero) is not np.ndarray or zero.any():
-                # log 0 = -inf, but 0**y * log 0 -> 0 (PyTorch's convention): take log of
-                # 1 there, through `where` so that the result stays differentiable.
-                xs = Where.apply(zero, 1.0, xs)
-            gy = g * (xs ** y) * xs.log()
+                gx = g * (x * 2.0) if y == 2 else g * (x ** (y - 1) * y)
+        if not exponent_is_tensor:
+            return gx, None
+        # 0 ** -1 and log(0) in the branches `where` discards would only warn.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if needs[0]:
+                gx = _zero_where(y.data == 0, g * (y * x ** (y - 1)))
+            if needs[1]:
+                base = x if isinstance(x, function.Tensor) else \
+                    _constant(_xp(out.data).full_like(out.data, x))
+                flat = (base.data == 0) & (y.data >= 0)
+                gy = g * _zero_where(flat, out * base.log())
         return gx, gy
+
+
+def _zero_where(mask, value):
+    """``value`` with exact zeros where ``mask`` holds, through ``where`` (so an inf or
+    nan in the discarded branch cannot leak, and the result stays differentiable)."""
+    # On a GPU, asking mask.any() would wait for the device: always mask there.
+    if type(mask) is np.ndarray and not mask.any():
+        return value
+    return Where.apply(mask, 0.0, value)
 
 
 class Neg(Op):
     """z = -x.  dz/dx = -g."""
+
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
 
     @staticmethod
     def forward(xp, x):
@@ -130,6 +158,8 @@ class Neg(Op):
 class Exp(Op):
     """z = exp(x).  dz/dx = g*z."""
 
+    saves_inputs = False  # its backward reads the output's values only (see Op)
+
     @staticmethod
     def forward(xp, x):
         return xp.exp(x)
@@ -141,6 +171,8 @@ class Exp(Op):
 
 class Log(Op):
     """z = log(x).  dz/dx = g/x."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x):
@@ -154,6 +186,8 @@ class Log(Op):
 class Sqrt(Op):
     """z = sqrt(x).  dz/dx = g/(2z)."""
 
+    saves_inputs = False  # its backward reads the output's values only (see Op)
+
     @staticmethod
     def forward(xp, x):
         return xp.sqrt(x)
@@ -165,6 +199,8 @@ class Sqrt(Op):
 
 class Sin(Op):
     """z = sin(x).  dz/dx = g*cos(x)."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x):
@@ -178,6 +214,8 @@ class Sin(Op):
 class Cos(Op):
     """z = cos(x).  dz/dx = -g*sin(x)."""
 
+    saves_output = False  # its backward reads the inputs' values only (see Op)
+
     @staticmethod
     def forward(xp, x):
         return xp.cos(x)
@@ -190,6 +228,8 @@ class Cos(Op):
 class Tanh(Op):
     """z = tanh(x).  dz/dx = g*(1 - z^2)."""
 
+    saves_inputs = False  # its backward reads the output's values only (see Op)
+
     @staticmethod
     def forward(xp, x):
         return xp.tanh(x)
@@ -201,6 +241,8 @@ class Tanh(Op):
 
 class Arctan(Op):
     """z = arctan(x).  dz/dx = g/(1 + x^2)."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x):
@@ -215,11 +257,14 @@ class Arctan(Op):
 class Sigmoid(Op):
     """z = 1/(1 + exp(-x)).  dz/dx = g*z*(1 - z)."""
 
+    saves_inputs = False  # its backward reads the output's values only (see Op)
+
     @staticmethod
     def forward(xp, x):
         # Two branches so neither exp overflows: for x < 0, z = e^x / (1 + e^x).
-        e = xp.exp(-xp.abs(x))
-        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        # (Times -1, as NumPy has no unary minus for the bools that promote to floats.)
+        e = xp.exp(xp.abs(x) * -1)
+        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
     @staticmethod
     def backward(ctx, g, out):
@@ -227,7 +272,13 @@ class Sigmoid(Op):
 
 
 class Relu(Op):
-    """z = max(x, 0).  dz/dx = g * [x > 0]  (the mask is a constant)."""
+    """z = max(x, 0).  dz/dx = g * [z != 0]  (the mask is a constant).
+
+    z is positive, zero or NaN, so the mask is [x > 0] except at a NaN input, where
+    the gradient passes, as in PyTorch's ``threshold_backward`` (NaN <= 0 is false).
+    """
+
+    saves_inputs = False  # its backward reads the output's values only (see Op)
 
     @staticmethod
     def forward(xp, x):
@@ -235,15 +286,17 @@ class Relu(Op):
 
     @staticmethod
     def backward(ctx, g, out):
-        if type(g.data) is not np.ndarray and not (g.requires_grad and function._grad_enabled):
+        if type(g.data) is not np.ndarray and not (g.requires_grad and function.is_grad_enabled()):
             fused = cuda_kernels.relu_backward(g.data, out.data)  # one GPU kernel, or None
             if fused is not None:
                 return (_constant(fused),)
-        return (g * _constant(out.data > 0),)
+        return (g * _constant(out.data != 0),)
 
 
 class LeakyRelu(Op):
-    """z = x if x > 0 else s*x.  dz/dx = g * (1 if x > 0 else s)."""
+    """z = x if x > 0 else s*x.  dz/dx = g * (1 if x > 0 else s)  (s at a NaN, as in PyTorch)."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x, negative_slope=0.01):
@@ -253,11 +306,13 @@ class LeakyRelu(Op):
     def backward(ctx, g, out):
         x = ctx.inputs[0].data
         slope = ctx.attrs["negative_slope"]
-        return (g * _constant((x > 0) + (x <= 0) * x.dtype.type(slope)),)
+        return (g * _constant(_xp(x).where(x > 0, x.dtype.type(1), x.dtype.type(slope))),)
 
 
 class Abs(Op):
-    """z = |x|.  dz/dx = g*sign(x)  (0 at x = 0, as in PyTorch)."""
+    """z = |x|.  dz/dx = g*sign(x)  (0 at x = 0 and at a NaN, as in PyTorch)."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x):
@@ -266,11 +321,15 @@ class Abs(Op):
     @staticmethod
     def backward(ctx, g, out):
         x = ctx.inputs[0].data
-        return (g * _constant(_xp(x).sign(x)),)
+        sign = (x > 0).astype(g.dtype)  # not xp.sign: its sign(NaN) is NaN
+        sign -= x < 0
+        return (g * _constant(sign),)
 
 
 class Clamp(Op):
     """z = min(max(x, lo), hi).  dz/dx = g * [lo <= x <= hi]."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x, min=None, max=None):
@@ -289,7 +348,10 @@ class Clamp(Op):
 
 
 class Maximum(Broadcasting):
-    """z = max(x, y).  The gradient goes to the larger input; ties split it evenly."""
+    """z = max(x, y).  The gradient goes to the larger input; ties split it evenly;
+    where a NaN makes the comparison fail, both get it (PyTorch's rule)."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x, y):
@@ -297,11 +359,15 @@ class Maximum(Broadcasting):
 
     @staticmethod
     def backward(ctx, g, out):
-        return _split_by_winner(ctx, g, ctx.inputs[0].data > _data(ctx.inputs[1]))
+        x, y = ctx.inputs[0].data, _data(ctx.inputs[1])
+        return _split_between(g, x, y, x_loses=x < y, y_loses=x > y)
 
 
 class Minimum(Broadcasting):
-    """z = min(x, y).  The gradient goes to the smaller input; ties split it evenly."""
+    """z = min(x, y).  The gradient goes to the smaller input; ties split it evenly;
+    where a NaN makes the comparison fail, both get it (PyTorch's rule)."""
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x, y):
@@ -309,20 +375,24 @@ class Minimum(Broadcasting):
 
     @staticmethod
     def backward(ctx, g, out):
-        return _split_by_winner(ctx, g, ctx.inputs[0].data < _data(ctx.inputs[1]))
+        x, y = ctx.inputs[0].data, _data(ctx.inputs[1])
+        return _split_between(g, x, y, x_loses=x > y, y_loses=x < y)
 
 
-def _split_by_winner(ctx, g, x_wins):
-    x, y = ctx.inputs
-    xd, yd = x.data, _data(y)
-    tie = (xd == yd)
-    share_x = _constant((x_wins + 0.5 * tie).astype(g.dtype))
-    share_y = _constant(((~x_wins & ~tie) + 0.5 * tie).astype(g.dtype))
+def _split_between(g, x, y, x_loses, y_loses):
+    """Shares of g: 0 to a losing input, 1/2 to each at a tie, else 1."""
+    half_at_tie = 0.5 * (x == y)
+    share_x = _constant((1 - half_at_tie - x_loses).astype(g.dtype))
+    share_y = _constant((1 - half_at_tie - y_loses).astype(g.dtype))
     return g * share_x, g * share_y
 
 
 class Where(Broadcasting):
     """z = x where cond else y.  dz/dx = g*cond, dz/dy = g*(1-cond); cond is a constant."""
+
+    dtype_operands = slice(1, None)  # x and y promote; the condition is a mask
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, cond, x, y):
@@ -347,7 +417,9 @@ def _xp(array):
 class Cast(Op):
     """z = x converted to ``dtype``.  dz/dx = g converted back to x's dtype."""
 
-    exact_dtype = True
+    dtype_rule = None  # the dtype asked for
+
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
 
     @staticmethod
     def forward(xp, x, dtype=None):

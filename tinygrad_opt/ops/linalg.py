@@ -11,6 +11,10 @@ class MatMul(Op):
     the input's shape).
     """
 
+    dtype_rule = "same"  # as in PyTorch, float32 @ float64 is an error, not a promotion
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
+
     @staticmethod
     def forward(xp, x, y):
         return x @ y

@@ -8,6 +8,8 @@ from ..function import Op, list_shapes, shape_of
 class Reshape(Op):
     """z = x.reshape(shape).  dz/dx = g.reshape(x.shape)."""
 
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
+
     @staticmethod
     def forward(xp, x, shape=()):
         return x.reshape(shape)
@@ -25,6 +27,8 @@ class Reshape(Op):
 
 class Permute(Op):
     """z = x.transpose(dims).  dz/dx = g transposed by the inverse permutation."""
+
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
 
     @staticmethod
     def forward(xp, x, dims=()):
@@ -56,6 +60,8 @@ class Expand(Op):
     """
 
     VIEW_ABOVE = 1 << 14  # elements
+
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
 
     @staticmethod
     def forward(xp, x, shape=()):
@@ -91,6 +97,8 @@ def sum_to_shape(xp, array, shape):
 class SumTo(Op):
     """z = x summed down to ``shape`` (undoes broadcasting).  dz/dx = g expanded."""
 
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
+
     @staticmethod
     def forward(xp, x, shape=()):
         return sum_to_shape(xp, x, shape)
@@ -108,6 +116,8 @@ def _is_basic(index):
 
 class GetItem(Op):
     """z = x[index].  dz/dx = zeros with g added at index (repeats accumulate)."""
+
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
 
     @staticmethod
     def forward(xp, x, index=()):
@@ -127,6 +137,8 @@ class GetItem(Op):
 class IndexAdd(Op):
     """z = zeros(shape); z[index] += g.  The adjoint of indexing: dz/dg = g2[index]."""
 
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
+
     @staticmethod
     def forward(xp, g, index=(), shape=()):
         out = xp.zeros(shape, dtype=g.dtype)
@@ -143,6 +155,8 @@ class IndexAdd(Op):
 
 class Cat(Op):
     """z = cat(xs, dim).  dz/dx_i = the slice of g that x_i filled."""
+
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
 
     @staticmethod
     def forward(xp, *xs, dim=0):
@@ -169,6 +183,8 @@ class Cat(Op):
 class Copy(Op):
     """z = a copy of x with its own memory.  dz/dx = g."""
 
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
+
     @staticmethod
     def forward(xp, x):
         return x.copy()
@@ -180,6 +196,8 @@ class Copy(Op):
 
 class ToDevice(Op):
     """z = x moved to ``device``.  dz/dx = g moved back to x's device."""
+
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
 
     @staticmethod
     def forward(xp, x, device="cpu"):

@@ -5,6 +5,9 @@ reduced dimensions with size 1. The backward of a reduction is a broadcast
 back to the input's shape: the adjoint of summing is copying.
 """
 
+import numpy as np
+
+from ..backend import xp_of
 from ..function import Op
 from .elementwise import _constant
 from .movement import Expand
@@ -34,6 +37,27 @@ def reduced_shape(shape, dims):
     return tuple(n for i, n in enumerate(shape) if i not in dims)
 
 
+def _floating_only(name, x):
+    """Mean, softmax and log-softmax are defined for floating tensors only: an integer
+    or bool input is an error, as in PyTorch (not a silent float64 from NumPy)."""
+    if x.dtype.kind != "f":
+        raise RuntimeError(f"{name}: the input is {x.dtype}, and {name} is defined for "
+                           "floating tensors only (as in PyTorch); convert it first with "
+                           ".float() or .to('float64').")
+
+
+def exp_shift(x, dims):
+    """What softmax, log-softmax and logsumexp subtract from ``x`` before exp() so
+    that nothing overflows: the max over ``dims`` (an int or a tuple), kept as
+    size 1; 0 where a dim is empty, which has no max (the sum over it is 0 and
+    its log -inf, as in PyTorch)."""
+    if x.size == 0:  # then x has at least one dim
+        axes = tuple(d % x.ndim for d in (dims if isinstance(dims, tuple) else (dims,)))
+        if any(x.shape[d] == 0 for d in axes):
+            return xp_of((x,)).zeros(kept_shape(x.shape, axes), dtype=x.dtype)
+    return x.max(axis=dims, keepdims=True)
+
+
 def _broadcast_back(g, ctx):
     """The reduced gradient ``g`` copied back over the reduced dims of the input."""
     shape = ctx.inputs[0].shape
@@ -44,6 +68,10 @@ def _broadcast_back(g, ctx):
 
 class Sum(Op):
     """z = sum(x, dims).  dz/dx = g broadcast over the summed dims."""
+
+    dtype_rule = None  # NumPy's is PyTorch's: integers and bools sum to int64
+
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
 
     @staticmethod
     def forward(xp, x, dims=(), keepdim=False):
@@ -57,8 +85,11 @@ class Sum(Op):
 class Mean(Op):
     """z = mean(x, dims).  dz/dx = g/n broadcast over the averaged dims."""
 
+    saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
+
     @staticmethod
     def forward(xp, x, dims=(), keepdim=False):
+        _floating_only("mean", x)
         return x.mean(axis=dims, keepdims=keepdim)
 
     @staticmethod
@@ -71,7 +102,10 @@ class Mean(Op):
 
 
 class Amax(Op):
-    """z = max(x, dims).  The gradient goes to the maxima, split evenly among ties."""
+    """z = max(x, dims).  The gradient goes to the maxima, split evenly among ties
+    (where the maximum is NaN, nothing equals it: the gradient is NaN, as PyTorch's amax)."""
+
+    nan_takes_gradient = False  # see Max
 
     @staticmethod
     def forward(xp, x, dims=(), keepdim=False):
@@ -82,24 +116,38 @@ class Amax(Op):
         return (_broadcast_back(g, ctx) * _extremum_share(ctx, out),)
 
 
-class Amin(Op):
+class Amin(Amax):
     """z = min(x, dims).  The gradient goes to the minima, split evenly among ties."""
 
     @staticmethod
     def forward(xp, x, dims=(), keepdim=False):
         return x.min(axis=dims, keepdims=keepdim)
 
-    @staticmethod
-    def backward(ctx, g, out):
-        return (_broadcast_back(g, ctx) * _extremum_share(ctx, out),)
+
+class Max(Amax):
+    """z = max(x, dims) for ``Tensor.max()`` without an int dim. As amax, except that
+    a NaN maximum gives its gradient to the NaNs, split evenly (PyTorch's rule)."""
+
+    nan_takes_gradient = True
+
+
+class Min(Amin):
+    """z = min(x, dims) for ``Tensor.min()`` without an int dim (see Max)."""
+
+    nan_takes_gradient = True
 
 
 def _extremum_share(ctx, out):
     """A constant: 1/(number of ties) where x equals the extremum, else 0."""
     x = ctx.inputs[0].data
     dims = ctx.attrs["dims"]
-    hit = x == out.data.reshape(kept_shape(x.shape, dims))
-    return _constant(hit / hit.sum(axis=dims, keepdims=True).astype(x.dtype))
+    extremum = out.data.reshape(kept_shape(x.shape, dims))
+    hit = x == extremum
+    if ctx.op.nan_takes_gradient:
+        xp = xp_of((x,))
+        hit |= xp.isnan(x) & xp.isnan(extremum)
+    with np.errstate(invalid="ignore"):  # 0/0: a NaN extremum nothing equals (amax's NaN)
+        return _constant(hit / hit.sum(axis=dims, keepdims=True).astype(x.dtype))
 
 
 class SelectAlong(Op):
@@ -108,6 +156,10 @@ class SelectAlong(Op):
     dz/dx = g scattered to the selected positions. Used by max/min with a dim
     (PyTorch gives the gradient to the returned index only) and by nll_loss.
     """
+
+    dtype_operands = slice(0, 1)  # the index never changes the dtype
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, x, index, dim=0, keepdim=False):
@@ -123,6 +175,10 @@ class SelectAlong(Op):
 
 class ScatterAlong(Op):
     """z = zeros(shape) with g put at ``index`` along ``dim``: the adjoint of SelectAlong."""
+
+    dtype_operands = slice(0, 1)
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
 
     @staticmethod
     def forward(xp, g, index, dim=0, keepdim=False, shape=()):
@@ -141,9 +197,12 @@ class ScatterAlong(Op):
 class Softmax(Op):
     """z = exp(x - logsumexp(x)).  dz/dx = z * (g - sum(g*z, dim))."""
 
+    saves_inputs = False  # its backward reads the output's values only (see Op)
+
     @staticmethod
     def forward(xp, x, dim=-1):
-        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        _floating_only("softmax", x)
+        e = xp.exp(x - exp_shift(x, dim))
         return e / e.sum(axis=dim, keepdims=True)
 
     @staticmethod
@@ -155,9 +214,14 @@ class Softmax(Op):
 class LogSoftmax(Op):
     """z = x - logsumexp(x).  dz/dx = g - exp(z) * sum(g, dim)."""
 
+    saves_inputs = False  # its backward reads the output's values only (see Op)
+
     @staticmethod
     def forward(xp, x, dim=-1):
-        shifted = x - x.max(axis=dim, keepdims=True)
+        _floating_only("log_softmax", x)
+        if x.size == 0:  # nothing to normalise (and the log of an empty sum would warn)
+            return x.copy()
+        shifted = x - exp_shift(x, dim)
         return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
 
     @staticmethod

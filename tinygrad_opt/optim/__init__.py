@@ -17,12 +17,13 @@ from .rmsprop import RMSprop
 from .sgd import SGD
 
 # Second order (full batch): Newton by double backward, Hessian-free Newton-CG,
-# BFGS, L-BFGS, Gauss-Newton and Levenberg-Marquardt; line searches; the linear
+# BFGS, L-BFGS, Gauss-Newton, Levenberg and Levenberg-Marquardt; line searches; the linear
 # solvers (also ``tg.linalg``); scipy-style minimize / least_squares.
 from . import line_search
 from ..linalg import solvers
 from .bfgs import BFGS
 from .gauss_newton import GaussNewton, LevenbergMarquardt
+from .levenberg import Levenberg
 from .gd import GD
 from .lbfgs import LBFGS
 from .minimize import OptimizeResult, least_squares, minimize

@@ -20,8 +20,11 @@ host numbers: each iteration moves its loss and a few scalars to the host in
 one transfer per test.
 """
 
+import contextlib
+
 import numpy as np
 
+from .. import versions
 from ..backend import to_host, xp_of
 from ..function import enable_grad, no_grad
 from ..tensor import Tensor
@@ -55,7 +58,7 @@ def evaluate(closure, who):
         raise ClosureError(f"{who}: the closure returned a value without a graph; the "
                            "parameters must require grad and the closure must not run under "
                            "no_grad.")
-    if node is not None and node.inputs is None:
+    if node is not None and node.freed:  # (a freed node that saved nothing keeps inputs)
         raise ClosureError(f"{who}: the closure's graph was already freed -- do not call "
                            "backward() in the closure: this optimizer differentiates the "
                            "returned loss itself (only LBFGS uses PyTorch's closure that calls "
@@ -64,11 +67,12 @@ def evaluate(closure, who):
 
 
 class SecondOrderOptimizer(Optimizer):
-    """Base of Newton, NewtonCG, BFGS, GaussNewton, LevenbergMarquardt and GD.
+    """Base of Newton, NewtonCG, BFGS, GaussNewton, LevenbergMarquardt, GD and LBFGS.
 
     All parameters form one group and one flat vector; subclasses implement
     ``_iterate(closure, record)`` (one iteration, returning the loss Tensor at
-    its start).
+    its start). LBFGS shares the flat vectors and the record but keeps
+    PyTorch's closure contract (the closure calls backward) and its own ``step``.
     """
 
     def __init__(self, params, defaults):
@@ -122,6 +126,21 @@ class SecondOrderOptimizer(Optimizer):
         """θ ← flat, in place."""
         for p, v in zip(self._params, self._views(flat)):
             p.data[...] = v
+        versions.mark_written(*(p.data for p in self._params))
+
+    @contextlib.contextmanager
+    def _evaluated_at(self, flat):
+        """Inside the block θ reads as ``flat``, without θ being written in place:
+        the graphs recorded at θ (products with J or H still to come) keep their
+        values, and the version counters have nothing to object to."""
+        originals = [p.data for p in self._params]
+        for p, v in zip(self._params, self._views(flat)):
+            p.data = v.astype(p.dtype, copy=False)
+        try:
+            yield
+        finally:
+            for p, original in zip(self._params, originals):
+                p.data = original
 
     def _add(self, step, alpha=1.0):
         """θ ← θ + α·step, in place."""
@@ -130,6 +149,7 @@ class SecondOrderOptimizer(Optimizer):
                 p.data += v.astype(p.dtype, copy=False)
             else:
                 p.data += (v * alpha).astype(p.dtype, copy=False)
+        versions.mark_written(*(p.data for p in self._params))
 
     def _set_grads(self, flat):
         """Fill each parameter's ``.grad`` with the gradient just computed (a

@@ -30,6 +30,8 @@ class Adadelta(Optimizer):
         maximize (bool): ascend instead of descend.
     """
 
+    STATE_NAMES = frozenset(("step", "square_avg", "acc_delta"))
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, *, maximize=False):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
@@ -55,9 +57,9 @@ def _adadelta(param, grad, square_avg, acc_delta, *, lr, rho, eps, weight_decay,
     xp = xp_of((param,))
     g = _rules.l2_penalty(_rules.ascent(grad, maximize), param, weight_decay)
     _rules.ema_square_(square_avg, g, rho)      # v ← ρv + (1-ρ)g²
-    std = square_avg + eps                      # √(v + ε)
+    std = _rules.as_array(square_avg + eps)     # √(v + ε)
     xp.sqrt(std, out=std)
-    delta = acc_delta + eps                     # Δ = √(u + ε)/√(v + ε) ⊙ g
+    delta = _rules.as_array(acc_delta + eps)    # Δ = √(u + ε)/√(v + ε) ⊙ g
     xp.sqrt(delta, out=delta)
     delta /= std
     delta *= g

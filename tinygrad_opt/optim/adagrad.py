@@ -35,6 +35,8 @@ class Adagrad(Optimizer):
         root, η = 0 and λ = 0: pass ``eps=1e-7`` to reproduce it exactly.
     """
 
+    STATE_NAMES = frozenset(("step", "sum"))
+
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, *, maximize=False):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
@@ -82,7 +84,7 @@ def _adagrad(param, grad, state_sum, *, step, lr, lr_decay, weight_decay, eps, m
     xp = xp_of((param,))
     g = _rules.l2_penalty(_rules.ascent(grad, maximize), param, weight_decay)
     clr = lr / (1 + (step - 1) * lr_decay)      # γ̃ = γ / (1 + (t-1)η)
-    sq = g * g                                  # s ← s + g²
+    sq = _rules.as_array(g * g)                 # s ← s + g²
     state_sum += sq
     std = xp.sqrt(state_sum, out=sq)            # √s + ε
     std += eps

@@ -1,5 +1,7 @@
 """Adam and AdamW: PyTorch's ``Adam`` (with ``amsgrad``) and ``AdamW``."""
 
+import math
+
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
@@ -36,8 +38,8 @@ class Adam(Optimizer):
         m ← β₁ m + (1 - β₁) g               (exp_avg)
         v ← β₂ v + (1 - β₂) g ⊙ g           (exp_avg_sq)
         v_max ← max(v_max, v)               if amsgrad (max_exp_avg_sq); then v := v_max
-        m̂ = m / (1 - β₁ᵗ)
-        v̂ = v / (1 - β₂ᵗ)
+        m̂ = m / (1 - β₁ᵗ)                   (m̂ = m without bias_correction)
+        v̂ = v / (1 - β₂ᵗ)                   (v̂ = v without bias_correction)
         θ ← θ - γ m̂ / (√v̂ + ε)
 
     with m, v (and v_max) starting at zero; t is ``state[p]["step"]``.
@@ -52,6 +54,10 @@ class Adam(Optimizer):
         maximize (bool): ascend instead of descend.
         decoupled_weight_decay (bool): decay θ directly, as AdamW (default False).
         eps_inside_sqrt (bool): the lecture's θ ← θ - γ m̂ / √(v̂ + ε) (default False).
+        bias_correction (bool): divide m and v by 1 - βᵗ (default True). False is the
+            lecture's "Adam (almost)", θ ← θ - γ m / (√v + ε): with a constant
+            gradient and betas (0.9, 0.999) its first steps are 3.16γ, 4.25γ, 4.95γ
+            (0.1/√0.001, 0.19/√0.001999, ...) where Adam's are all γ.
 
     Note:
         The lecture writes the final step both as PyTorch does and with ε
@@ -72,13 +78,15 @@ class Adam(Optimizer):
         2.7004
     """
 
+    STATE_NAMES = frozenset(("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False,
-                 eps_inside_sqrt=False):
+                 eps_inside_sqrt=False, bias_correction=True):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
                         eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay,
-                        eps_inside_sqrt=eps_inside_sqrt)
+                        eps_inside_sqrt=eps_inside_sqrt, bias_correction=bias_correction)
         super().__init__(params, defaults)
 
     def _validate_group(self, group):
@@ -91,6 +99,10 @@ class Adam(Optimizer):
         for p in self._params_with_grad(group):
             state = self._lazy_state(p, buffers)
             step = advance_step(state)
+            if not group["bias_correction"]:
+                # 1 - βᵗ is exactly 1 at t = ∞ (β < 1): the same rule, fused or not,
+                # then skips both corrections.
+                step = math.inf
             _adam(p.data, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data,
                   state["max_exp_avg_sq"].data if amsgrad else None,
                   step=step, lr=group["lr"], beta1=beta1, beta2=beta2,
@@ -115,10 +127,11 @@ class AdamW(Adam):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, eps_inside_sqrt=False):
+                 amsgrad=False, *, maximize=False, eps_inside_sqrt=False,
+                 bias_correction=True):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True,
-                         eps_inside_sqrt=eps_inside_sqrt)
+                         eps_inside_sqrt=eps_inside_sqrt, bias_correction=bias_correction)
 
 
 @fusable("adam")  # CuPy arrays take the fused kernel of cuda_kernels.py
@@ -139,7 +152,7 @@ def _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, 
             _rules.decoupled_decay_(param, lr, weight_decay)    # θ ← θ(1 - γλ)
         else:
             g = _rules.l2_penalty(g, param, weight_decay)       # g ← g + λθ
-    tmp = xp.multiply(g, 1 - beta1)                             # m ← β₁m + (1-β₁)g
+    tmp = _rules.as_array(xp.multiply(g, 1 - beta1))            # m ← β₁m + (1-β₁)g
     exp_avg *= beta1
     exp_avg += tmp
     xp.multiply(g, g, out=tmp)                                  # v ← β₂v + (1-β₂)g²

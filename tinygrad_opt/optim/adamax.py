@@ -34,6 +34,8 @@ class Adamax(Optimizer):
         that u never vanishes.
     """
 
+    STATE_NAMES = frozenset(("step", "exp_avg", "exp_inf"))
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *,
                  maximize=False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
@@ -62,7 +64,7 @@ def _adamax(param, grad, exp_avg, exp_inf, *, step, lr, beta1, beta2, eps, weigh
     g = _rules.l2_penalty(_rules.ascent(grad, maximize), param, weight_decay)
     _rules.lerp_(xp, exp_avg, g, 1 - beta1)         # m ← β₁m + (1-β₁)g
     exp_inf *= beta2                                # u ← max(β₂u, |g| + ε)
-    norm = xp.abs(g)
+    norm = _rules.as_array(xp.abs(g))
     norm += eps
     xp.maximum(exp_inf, norm, out=exp_inf)
     clr = lr / _rules.bias_correction(beta1, step)  # θ ← θ - γ/(1-β₁ᵗ) · m/u

@@ -27,6 +27,7 @@ Levenberg for models with many parameters.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -91,6 +92,13 @@ class _DampedSystem:
             return np.where(small, 0.0, c)
         return np.where(small & (self.ah != 0), np.inf, np.where(small, 0.0, c))
 
+    def model_decrease(self):
+        """The largest decrease of ‖r + Jδ‖² the linear model allows -- the
+        Gauss-Newton step's, Σ aᵢ²/wᵢ over the curvatures above the rank
+        tolerance (‖r‖² minus the squared distance from r to J's range)."""
+        keep = self.wh > self.rank_tol
+        return float(np.sum(self.ah[keep] ** 2 / self.wh[keep]))
+
     def scaled_norm(self, lam):
         c = self.coefficients(lam)
         return math.sqrt(float(c @ c))
@@ -148,9 +156,10 @@ class _LeastSquares(SecondOrderOptimizer):
         return r
 
     def _trial(self, closure, x0, step):
-        """r(θ0 + step) as a flat array (θ is left there); None if not finite."""
-        self._assign(x0 + step)
-        with no_grad(), np.errstate(all="ignore"):  # a wild trial may overflow: it is rejected
+        """r(θ0 + step) as a flat array (possibly not finite: the caller rejects it);
+        θ stays at θ0 -- the caller moves it once a trial is accepted."""
+        # a wild trial may overflow: it is rejected
+        with self._evaluated_at(x0 + step), no_grad(), np.errstate(all="ignore"):
             r = closure()
         self.record["nfev"] += 1
         rd = r.data.reshape(-1) if isinstance(r, Tensor) else self._xp.asarray(r).reshape(-1)
@@ -219,8 +228,8 @@ class GaussNewton(_LeastSquares):
     gradient on J v and Jᵀw products (``"cg"``, ``tg.linalg.cg``). The step
     θ ← θ + t δ uses t = ``lr``, or Armijo backtracking on ½‖r‖² from ``lr``
     with ``line_search="armijo"`` (damped Gauss-Newton). ``converged`` is set
-    when max|Jᵀr| <= ``tolerance_grad`` or the step is below
-    ``xtol``·(‖θ‖ + ``xtol``).
+    when max|Jᵀr| <= ``tolerance_grad`` or the Gauss-Newton step δ itself (not
+    t·δ: a small t is no sign of convergence) is below ``xtol``·(‖θ‖ + ``xtol``).
 
     Closure contract: ``closure()`` returns the residual vector r (any
     shape) with its graph; the loss is ½‖r‖². One ``step(closure)`` is one
@@ -289,7 +298,6 @@ class GaussNewton(_LeastSquares):
                 return 0.5 * host(xp, (rt * rt).sum())[0]
 
             t, _, _, ok = ls._armijo(phi, f0, gtd, t, group["c1"])
-            self._assign(x0)
             if not ok:
                 self._finish(record, "stopped: no decrease along the Gauss-Newton direction",
                              converged=False)
@@ -297,8 +305,8 @@ class GaussNewton(_LeastSquares):
         x_before = self._gather()
         self._add(d, t)
         record["step_size"] = t
-        if group["xtol"] > 0:
-            dn, xn = host(xp, xp.sqrt((d * d).sum()) * abs(t), xp.sqrt((x_before ** 2).sum()))
+        if group["xtol"] > 0:  # the full step: a short lr or a backtracked t is not convergence
+            dn, xn = host(xp, xp.sqrt((d * d).sum()), xp.sqrt((x_before ** 2).sum()))
             if dn <= group["xtol"] * (xn + group["xtol"]):
                 self._finish(record, "converged: xtol (the relative step is below xtol)")
         return result
@@ -359,6 +367,19 @@ class LevenbergMarquardt(_LeastSquares):
     ``converged`` is set, ``message`` says which, and later steps only
     evaluate the residual. A value of 0 switches a test off.
 
+    A small step or a small decrease is not convergence by itself: a large λ
+    (or a small radius) makes both small far from any minimum -- plain
+    Levenberg on Misra1a takes steps below xtol after three iterations while
+    ‖r‖² is still falling 500-fold. So the ftol and xtol tests count only
+    when the Gauss-Newton model itself has nothing left to give: the
+    largest relative decrease of ‖r‖² it predicts (undamped, (‖r‖² -
+    dist(r, range J)²)/‖r‖², a scale-free measure of the gradient) is at
+    most max(ftol, noise_tol), or when the trial was rejected -- a step that
+    small in a descent direction fails only where the gradient is rounding
+    noise (Lanczos1's floor). Otherwise the iteration goes on (the λ rules
+    shrink λ after each success), ending at most with ``converged=False``:
+    λ beyond 1e32, ``max_trials`` failures, or the caller's budget.
+
     Closure contract: ``closure()`` returns the residual vector r (any
     shape) with its graph; the loss is ½‖r‖². One ``step(closure)`` is one
     iteration: one Jacobian and as many trial residuals as it takes to find
@@ -418,151 +439,102 @@ class LevenbergMarquardt(_LeastSquares):
         result = Tensor._make(xp.asarray(0.5 * ff, dtype=rd.dtype), False, None)
         if record["converged"]:
             return result
-        fnorm = math.sqrt(ff)
-        if fnorm == 0:
+        if ff == 0:
             self._finish(record, "converged: the residual is exactly zero")
             return result
         if group["solver"] == "cg":
-            return self._iterate_cg(closure, record, state, group, r, rd, fnorm, result)
-        if J is None:
-            J = self._jacobian(r)
-        g = J.T @ rd
-        self._set_grads(g)
-        cn = xp.sqrt((J * J).sum(axis=0))
-        if group["damping"] == "marquardt":
-            D = state.get("D")
-            D = cn if D is None else xp.maximum(D, cn)
-            D = xp.where(D > 0, D, 1)
-            state["D"] = D
+            steps = _MatrixFreeSteps(self, r, rd, ff, group)
         else:
-            D = xp.ones_like(cn)
-        if group["gtol"] > 0:
-            (cosine,) = host(xp, (xp.abs(g) / xp.where(cn > 0, cn, 1)).max() / fnorm)
-            if cosine <= group["gtol"]:
+            steps = _DenseSteps(self, closure, r, rd, J, ff, group, state, first=record["nit"] == 1)
+            if group["gtol"] > 0 and steps.gradient_cosine() <= group["gtol"]:
                 self._finish(record, "converged: gtol (the residual is orthogonal to the "
                              "columns of J)")
                 return result
-        system = _DampedSystem(xp, J, rd, D, "svd" if group["solver"] == "svd" else "normal")
+        self._trials(closure, record, state, group, steps)
+        record["lam_history"].append(record["lam"])
+        return result
+
+    def _trials(self, closure, record, state, group, steps):
+        """The trial loop: ``steps`` proposes a step for the current λ (or radius),
+        the residual there decides (gain ratio), λ or Δ moves, and the loop ends at
+        the first accepted step, a stopping test, or ``max_trials`` rejections."""
         x0 = self._gather()
-        (xnorm,) = host(xp, xp.sqrt(((D * x0) ** 2).sum()))
-        update = group["lambda_update"]
-        if update == "trust_region":
+        xnorm = steps.norm(x0)
+        self._init_damping(state, group, xnorm, steps)
+        for _ in range(group["max_trials"]):
+            proposal = steps.propose(state, group["lambda_update"])
+            trial = self._judge(closure, x0, proposal, steps, group)
+            self._update_damping(state, group, trial)
+            if trial.accepted:
+                record["step_size"] = proposal.pnorm
+                xnorm = steps.norm(x0 + proposal.step)
+            record["lam"] = proposal.lam
+            record["radius"] = state.get("delta")
+            if proposal.cg_iterations is not None:
+                record["cg_iterations"] = proposal.cg_iterations
+            # model_gain() may still differentiate the graph recorded at θ0: move θ after it
+            stop = self._stopping(record, group, state, trial, xnorm, steps.model_gain)
+            if trial.accepted:
+                self._assign(x0 + proposal.step)
+                state["_accepted"] = [self._gather(), trial.jacobian]
+            if stop or trial.accepted:
+                return
+        self._finish(record, f"stopped: no acceptable step in max_trials="
+                     f"{group['max_trials']} trials", converged=False)
+
+    @staticmethod
+    def _init_damping(state, group, xnorm, steps):
+        """The first radius Δ = factor·‖Dθ‖ (trust region) or the first λ (λ rules)."""
+        if group["lambda_update"] == "trust_region":
             if state.get("delta") is None:
                 state["delta"] = group["factor"] * xnorm if xnorm > 0 else group["factor"]
                 state["par"] = 0.0
         elif state.get("lam_value") is None:
-            if group["lam"] is not None:
-                state["lam_value"] = float(group["lam"])
-            elif group["damping"] == "marquardt":
-                state["lam_value"] = 1e-3
-            else:
-                state["lam_value"] = 1e-3 * float(system.wh.max())
+            state["lam_value"] = (float(group["lam"]) if group["lam"] is not None
+                                  else steps.default_lam())
             state["nu"] = 2.0
-        first = record["nit"] == 1
 
-        for _ in range(group["max_trials"]):
-            if update == "trust_region":
-                lam, _ = system.radius_lambda(state["delta"], state["par"])
-                state["par"] = lam
+    def _judge(self, closure, x0, proposal, steps, group):
+        """Evaluate r(θ0 + step) and judge the step by its gain ratio ρ = actual /
+        predicted relative reduction of ‖r‖² (see the class doc for the rounding-noise
+        regime, where ρ alone cannot judge)."""
+        rn = self._trial(closure, x0, proposal.step)
+        with np.errstate(all="ignore"):
+            (fn2,) = host(self._xp, (rn * rn).sum())
+        fn1 = math.sqrt(fn2) if math.isfinite(fn2) else math.inf
+        fnorm, prered = steps.fnorm, proposal.prered
+        actred = 1.0 - (fn1 / fnorm) ** 2 if 0.1 * fn1 < fnorm else -1.0
+        ratio = actred / prered if prered > 0 else 0.0
+        jacobian = None
+        if (steps.rescues_noise and ratio < 1e-4 and math.isfinite(fn1)
+                and 0 < prered < group["noise_tol"]):
+            if actred >= 0:
+                ratio = 0.5
             else:
-                lam = state["lam_value"]
-            p = system.step(lam)
-            Jp = J @ p
-            Dp = D * p
-            jpn, dpn = host(xp, (Jp * Jp).sum(), (Dp * Dp).sum())
-            pnorm = math.sqrt(dpn)
-            if update == "trust_region" and first:
-                state["delta"] = min(state["delta"], pnorm)
-                first = False
-            prered = (jpn + 2.0 * lam * dpn) / ff
-            dirder = -(jpn + lam * dpn) / ff
-            step = p
-            if group["geodesic"] and prered > 1e-6:
-                step = self._accelerate(closure, x0, rd, J, p, pnorm, system, lam, group)
-            rn = self._trial(closure, x0, step)
-            with np.errstate(all="ignore"):
-                (fn2,) = host(xp, (rn * rn).sum())
-            fn1 = math.sqrt(fn2) if math.isfinite(fn2) else math.inf
-            if step is not p:
-                Js = J @ step
-                lin, rjs = host(xp, ((rd + Js) ** 2).sum(), (rd * Js).sum())
-                prered = (ff - lin) / ff
-                dirder = rjs / ff
-                Ds = D * step
-                pnorm = math.sqrt(host(xp, (Ds * Ds).sum())[0])
-            actred = 1.0 - (fn1 / fnorm) ** 2 if 0.1 * fn1 < fnorm else -1.0
-            ratio = actred / prered if prered > 0 else 0.0
-            Jn = None
-            if ratio < 1e-4 and math.isfinite(fn1) and 0 < prered < group["noise_tol"]:
-                if actred >= 0:
-                    ratio = 0.5
-                else:
-                    ratio, Jn = self._judge_by_gradient(closure, x0, step, g, D)
-            self._update_damping(update, state, group, ratio, actred, dirder, pnorm, fn1,
-                                 fnorm)
-            accepted = ratio >= (1e-4 if update == "trust_region" else 1e-12)
-            if accepted:
-                self._assign(x0 + step)
-                state["_accepted"] = [self._gather(), Jn]
-                record["step_size"] = pnorm
-                xnorm = math.sqrt(host(xp, ((D * (x0 + step)) ** 2).sum())[0])
-            else:
-                self._assign(x0)
-            record["lam"] = lam
-            record["radius"] = state.get("delta")
-            if self._stopping(record, group, update, state, actred, prered, ratio, pnorm, xnorm):
-                break
-            if accepted:
-                break
-        else:
-            self._finish(record, f"stopped: no acceptable step in max_trials="
-                         f"{group['max_trials']} trials", converged=False)
-        record["lam_history"].append(record["lam"])
-        return result
+                ratio, jacobian = steps.judge_by_gradient(closure, x0, proposal.step)
+        threshold = 1e-4 if group["lambda_update"] == "trust_region" else 1e-12
+        return _Trial(ratio, actred, prered, proposal.dirder, proposal.pnorm, fn1, fnorm,
+                      ratio >= threshold, jacobian)
 
-    def _accelerate(self, closure, x0, rd, J, v, vnorm, system, lam, group):
-        """Geodesic acceleration: v + a/2, or v when the correction is too large."""
-        xp = self._xp
-        h = group["geodesic_h"]
-        r2 = self._trial(closure, x0, h * v)
-        rvv = (2.0 / h) * ((r2 - rd) / h - J @ v)
-        a = system.solve(-(system.Js.T @ rvv), lam)
-        D = system.D
-        (anorm,) = host(xp, xp.sqrt(((D * a) ** 2).sum()))
-        if math.isfinite(anorm) and 2.0 * anorm <= group["geodesic_alpha"] * vnorm:
-            return v + 0.5 * a
-        return v
-
-    def _judge_by_gradient(self, closure, x0, step, g, D):
-        """In the rounding-noise regime: accept the trial if ‖D⁻¹Jᵀr‖ falls."""
-        xp = self._xp
-        self._assign(x0 + step)
-        r = self._residual(closure)
-        Jn = self._jacobian(r)
-        gn = Jn.T @ r.data.reshape(-1)
-        new, old = host(xp, xp.sqrt(((gn / D) ** 2).sum()), xp.sqrt(((g / D) ** 2).sum()))
-        self._assign(x0)
-        if new < old:
-            return 0.5, Jn
-        return 0.0, None
-
-    def _update_damping(self, update, state, group, ratio, actred, dirder, pnorm, fn1, fnorm):
-        """Move Δ (trust region) or λ after a trial with gain ratio ``ratio``;
-        ``dirder`` is the directional derivative of ‖r‖²/‖r₀‖² along the step."""
+    @staticmethod
+    def _update_damping(state, group, trial):
+        """Move Δ (trust region) or λ after a trial with gain ratio ``trial.ratio``."""
+        ratio = trial.ratio
+        update = group["lambda_update"]
         if update == "trust_region":  # MINPACK lmder's radius rules
             delta = state["delta"]
             if ratio <= 0.25:
-                if actred >= 0:
+                if trial.actred >= 0:
                     temp = 0.5
                 else:  # the minimiser of the quadratic through f0, f'(0) and f(1)
-                    denom = dirder + 0.5 * actred
-                    temp = 0.5 * dirder / denom if denom != 0 else 0.1
-                if 0.1 * fn1 >= fnorm or temp < 0.1:
+                    denom = trial.dirder + 0.5 * trial.actred
+                    temp = 0.5 * trial.dirder / denom if denom != 0 else 0.1
+                if 0.1 * trial.fnorm_new >= trial.fnorm or temp < 0.1:
                     temp = 0.1
-                state["delta"] = temp * min(delta, pnorm / 0.1)
+                state["delta"] = temp * min(delta, trial.pnorm / 0.1)
                 state["par"] = state["par"] / temp
             elif state["par"] == 0 or ratio >= 0.75:
-                state["delta"] = pnorm / 0.5
+                state["delta"] = trial.pnorm / 0.5
                 state["par"] = 0.5 * state["par"]
         elif update == "nielsen":
             if ratio > 0:
@@ -571,81 +543,214 @@ class LevenbergMarquardt(_LeastSquares):
             else:
                 state["lam_value"] *= state["nu"]
                 state["nu"] *= 2.0
+        elif ratio > 0:
+            state["lam_value"] /= group["lam_down"]
         else:
-            if ratio > 0:
-                state["lam_value"] /= group["lam_down"]
-            else:
-                state["lam_value"] *= group["lam_up"]
+            state["lam_value"] *= group["lam_up"]
 
-    def _stopping(self, record, group, update, state, actred, prered, ratio, pnorm, xnorm):
+    def _stopping(self, record, group, state, trial, xnorm, model_gain):
+        """MINPACK's ftol and xtol tests, each certified: by a rejected trial (a step
+        this small that does not decrease ‖r‖ means the gradient is below what
+        rounding resolves), or by ``model_gain()`` -- the relative decrease of ‖r‖²
+        the undamped Gauss-Newton model still predicts -- at most max(ftol, noise_tol)."""
         ftol, xtol = group["ftol"], group["xtol"]
-        if ftol > 0 and abs(actred) <= ftol and prered <= ftol and 0.5 * ratio <= 1:
-            self._finish(record, "converged: ftol (the relative reduction of ‖r‖² is below "
-                         "ftol)")
-            return True
-        if xtol > 0:
-            size = state["delta"] if update == "trust_region" else pnorm
-            if size <= xtol * (xnorm + (0 if update == "trust_region" else xtol)):
+        trust_region = group["lambda_update"] == "trust_region"
+        small_decrease = (ftol > 0 and abs(trial.actred) <= ftol and trial.prered <= ftol
+                          and 0.5 * trial.ratio <= 1)
+        size = state["delta"] if trust_region else trial.pnorm
+        small_step = xtol > 0 and size <= xtol * (xnorm + (0 if trust_region else xtol))
+        if (small_decrease or small_step) and (
+                not trial.accepted or model_gain() <= max(ftol, group["noise_tol"])):
+            if small_decrease:
+                self._finish(record, "converged: ftol (the relative reduction of ‖r‖² is below "
+                             "ftol)")
+            else:
                 self._finish(record, "converged: xtol (the relative step is below xtol)")
-                return True
-        if update != "trust_region" and state["lam_value"] > 1e32:
+            return True
+        if not trust_region and state["lam_value"] > 1e32:
             self._finish(record, "stopped: λ grew beyond 1e32 without a decrease",
                          converged=False)
             return True
         return False
 
-    # -- matrix-free (Levenberg damping) --------------------------------------------------
 
-    def _iterate_cg(self, closure, record, state, group, r, rd, fnorm, result):
-        xp = self._xp
-        ff = fnorm * fnorm
-        jv, jtv = self._matrix_free(r)
-        g = jtv(rd)
-        self._set_grads(g)
-        x0 = self._gather()
-        (xnorm,) = host(xp, xp.sqrt((x0 * x0).sum()))
-        update = group["lambda_update"]
-        if update == "trust_region" and state.get("delta") is None:
-            state["delta"] = group["factor"] * xnorm if xnorm > 0 else group["factor"]
-            state["par"] = 0.0
-        if update != "trust_region" and state.get("lam_value") is None:
-            state["lam_value"] = float(group["lam"]) if group["lam"] is not None else 1e-3
-            state["nu"] = 2.0
-        for _ in range(group["max_trials"]):
-            if update == "trust_region":
-                lam = 0.0
-                solve = solvers.steihaug(lambda v: jtv(jv(v)), g, state["delta"],
-                                         tol=group["cg_tol"], maxiter=group["max_cg_iter"])
-            else:
-                lam = state["lam_value"]
-                solve = solvers.cg(lambda v, lam=lam: jtv(jv(v)) + lam * v, -g, tol=group["cg_tol"],
-                                   maxiter=group["max_cg_iter"])
-            p = solve.x
-            Jp = jv(p)
-            lin, pn2, rjp = host(xp, ((rd + Jp) ** 2).sum(), (p * p).sum(), (rd * Jp).sum())
-            pnorm = math.sqrt(pn2)
-            prered = (ff - lin) / ff
-            dirder = rjp / ff
-            rn = self._trial(closure, x0, p)
-            with np.errstate(all="ignore"):
-                (fn2,) = host(xp, (rn * rn).sum())
-            fn1 = math.sqrt(fn2) if math.isfinite(fn2) else math.inf
-            actred = 1.0 - (fn1 / fnorm) ** 2 if 0.1 * fn1 < fnorm else -1.0
-            ratio = actred / prered if prered > 0 else 0.0
-            self._update_damping(update, state, group, ratio, actred, dirder, pnorm, fn1,
-                                 fnorm)
-            accepted = ratio >= (1e-4 if update == "trust_region" else 1e-12)
-            if accepted:
-                record["step_size"] = pnorm
-                xnorm = math.sqrt(host(xp, ((x0 + p) ** 2).sum())[0])
-            else:
-                self._assign(x0)
-            record["lam"] = lam
-            record["radius"] = state.get("delta")
-            record["cg_iterations"] = solve.niter
-            if self._stopping(record, group, update, state, actred, prered, ratio, pnorm, xnorm):
-                break
-            if accepted:
-                break
-        record["lam_history"].append(record["lam"])
-        return result
+# -- the step proposers of Levenberg-Marquardt -------------------------------------------
+
+@dataclass
+class _Proposal:
+    """A step for one λ: ``pnorm`` = ‖Dδ‖; ``prered`` and ``dirder`` are the predicted
+    relative reduction of ‖r‖² and its directional derivative along the step, both
+    from the linear model r + Jδ and relative to ‖r₀‖²."""
+
+    step: object
+    lam: float
+    pnorm: float
+    prered: float
+    dirder: float
+    cg_iterations: int = None
+
+
+@dataclass
+class _Trial:
+    """A trial judged: the gain ratio and what the damping rules read."""
+
+    ratio: float
+    actred: float
+    prered: float
+    dirder: float
+    pnorm: float
+    fnorm_new: float  # ‖r(θ0 + δ)‖ (inf when not finite)
+    fnorm: float  # ‖r(θ0)‖
+    accepted: bool
+    jacobian: object = None  # J at the trial, when the noise rule computed it
+
+
+class _DenseSteps:
+    """Steps from the SVD (or eigendecomposition) of the scaled Jacobian J D⁻¹: for a
+    given λ the exact solution of (JᵀJ + λD²) δ = -Jᵀr; in the trust region λ is the
+    one that puts ‖Dδ‖ on the radius Δ. Optional geodesic acceleration."""
+
+    rescues_noise = True  # in the rounding-noise regime it judges by the gradient
+
+    def __init__(self, opt, closure, r, rd, J, ff, group, state, first):
+        xp = opt._xp
+        if J is None:
+            J = opt._jacobian(r)
+        g = J.T @ rd
+        opt._set_grads(g)
+        cn = xp.sqrt((J * J).sum(axis=0))
+        if group["damping"] == "marquardt":
+            D = state.get("D")
+            D = cn if D is None else xp.maximum(D, cn)
+            D = xp.where(D > 0, D, 1)
+            state["D"] = D
+        else:
+            D = xp.ones_like(cn)
+        self.opt, self.closure, self.xp, self.group = opt, closure, xp, group
+        self.rd, self.J, self.g, self.D, self.cn = rd, J, g, D, cn
+        self.ff, self.fnorm = ff, math.sqrt(ff)
+        self.first = first  # the first iteration clips Δ to the first step
+        self.system = _DampedSystem(xp, J, rd, D, "svd" if group["solver"] == "svd"
+                                    else "normal")
+
+    def gradient_cosine(self):
+        """max_j |(Jᵀr)_j| / (‖J_j‖‖r‖), the gtol measure."""
+        xp = self.xp
+        (cosine,) = host(xp, (xp.abs(self.g) / xp.where(self.cn > 0, self.cn, 1)).max()
+                         / self.fnorm)
+        return cosine
+
+    def default_lam(self):
+        return 1e-3 if self.group["damping"] == "marquardt" else 1e-3 * float(self.system.wh.max())
+
+    def norm(self, x):
+        """‖D x‖."""
+        return math.sqrt(host(self.xp, ((self.D * x) ** 2).sum())[0])
+
+    def model_gain(self):
+        return self.system.model_decrease() / self.ff
+
+    def propose(self, state, update):
+        xp, system, D = self.xp, self.system, self.D
+        if update == "trust_region":
+            lam, _ = system.radius_lambda(state["delta"], state["par"])
+            state["par"] = lam
+        else:
+            lam = state["lam_value"]
+        p = system.step(lam)
+        Jp = self.J @ p
+        Dp = D * p
+        jpn, dpn = host(xp, (Jp * Jp).sum(), (Dp * Dp).sum())
+        pnorm = math.sqrt(dpn)
+        if update == "trust_region" and self.first:
+            state["delta"] = min(state["delta"], pnorm)
+            self.first = False
+        prered = (jpn + 2.0 * lam * dpn) / self.ff
+        dirder = -(jpn + lam * dpn) / self.ff
+        if self.group["geodesic"] and prered > 1e-6:
+            step = self._accelerate(p, pnorm, lam)
+            if step is not p:  # the linear model along the accelerated step
+                Js = self.J @ step
+                Ds = D * step
+                lin, rjs, ds2 = host(xp, ((self.rd + Js) ** 2).sum(), (self.rd * Js).sum(),
+                                     (Ds * Ds).sum())
+                return _Proposal(step, lam, math.sqrt(ds2), (self.ff - lin) / self.ff,
+                                 rjs / self.ff)
+        return _Proposal(p, lam, pnorm, prered, dirder)
+
+    def _accelerate(self, v, vnorm, lam):
+        """Geodesic acceleration: v + a/2, or v when the correction is too large."""
+        xp, opt, system = self.xp, self.opt, self.system
+        h = self.group["geodesic_h"]
+        r2 = opt._trial(self.closure, opt._gather(), h * v)  # θ stays θ0 during the trials
+        rvv = (2.0 / h) * ((r2 - self.rd) / h - self.J @ v)
+        a = system.solve(-(system.Js.T @ rvv), lam)
+        (anorm,) = host(xp, xp.sqrt(((self.D * a) ** 2).sum()))
+        if math.isfinite(anorm) and 2.0 * anorm <= self.group["geodesic_alpha"] * vnorm:
+            return v + 0.5 * a
+        return v
+
+    def judge_by_gradient(self, closure, x0, step):
+        """In the rounding-noise regime: accept the trial (ratio 0.5, with the Jacobian
+        there) if ‖D⁻¹Jᵀr‖ falls, else reject it (ratio 0)."""
+        xp, opt, D = self.xp, self.opt, self.D
+        with opt._evaluated_at(x0 + step):
+            r = opt._residual(closure)
+            Jn = opt._jacobian(r)
+        gn = Jn.T @ r.data.reshape(-1)
+        new, old = host(xp, xp.sqrt(((gn / D) ** 2).sum()), xp.sqrt(((self.g / D) ** 2).sum()))
+        if new < old:
+            return 0.5, Jn
+        return 0.0, None
+
+
+class _MatrixFreeSteps:
+    """Steps by conjugate gradient on products J v and Jᵀw (Levenberg damping, D = I):
+    CG on (JᵀJ + λI) δ = -Jᵀr for the λ rules, Steihaug-CG inside the radius Δ for
+    the trust region (λ reported as 0)."""
+
+    rescues_noise = False  # no Jacobian to judge a trial by its gradient
+
+    def __init__(self, opt, r, rd, ff, group):
+        self.jv, self.jtv = opt._matrix_free(r)
+        self.g = self.jtv(rd)
+        opt._set_grads(self.g)
+        self.xp, self.rd, self.group = opt._xp, rd, group
+        self.ff, self.fnorm = ff, math.sqrt(ff)
+
+    @staticmethod
+    def default_lam():
+        return 1e-3  # JᵀJ is never seen whole
+
+    def norm(self, x):
+        return math.sqrt(host(self.xp, (x * x).sum())[0])
+
+    def _normal_product(self, v, lam=0.0):
+        """(JᵀJ + λI) v."""
+        out = self.jtv(self.jv(v))
+        return out + lam * v if lam else out
+
+    def model_gain(self):
+        """The Gauss-Newton step by CG (only when a stopping test fires)."""
+        group = self.group
+        d = solvers.cg(self._normal_product, -self.g, tol=group["cg_tol"],
+                       maxiter=group["max_cg_iter"]).x
+        (lin,) = host(self.xp, ((self.rd + self.jv(d)) ** 2).sum())
+        return (self.ff - lin) / self.ff
+
+    def propose(self, state, update):
+        group = self.group
+        if update == "trust_region":
+            lam = 0.0
+            solve = solvers.steihaug(self._normal_product, self.g, state["delta"],
+                                     tol=group["cg_tol"], maxiter=group["max_cg_iter"])
+        else:
+            lam = state["lam_value"]
+            solve = solvers.cg(lambda v: self._normal_product(v, lam), -self.g,
+                               tol=group["cg_tol"], maxiter=group["max_cg_iter"])
+        p = solve.x
+        Jp = self.jv(p)
+        lin, pn2, rjp = host(self.xp, ((self.rd + Jp) ** 2).sum(), (p * p).sum(),
+                             (self.rd * Jp).sum())
+        return _Proposal(p, lam, math.sqrt(pn2), (self.ff - lin) / self.ff, rjp / self.ff,
+                         solve.niter)

@@ -36,6 +36,7 @@ Usage (one minibatch per step)::
 
 import math
 
+from .. import versions
 from ..autograd.grad import grad
 from ..backend import xp_of
 from ..function import enable_grad, no_grad
@@ -49,15 +50,20 @@ def _flat(xp, tensors):
     return xp.concatenate([t.data.reshape(-1) for t in tensors])
 
 
-def _split(vector, params):
-    from ..tensor import Tensor
-
+def _unflatten(vector, params):
+    """The flat ``vector`` cut into arrays shaped like ``params``."""
     out, k = [], 0
     for p in params:
         n = p.data.size
-        out.append(Tensor._make(vector[k:k + n].reshape(p.shape), False, None))
+        out.append(vector[k:k + n].reshape(p.shape).astype(p.dtype, copy=False))
         k += n
     return out
+
+
+def _split(vector, params):
+    from ..tensor import Tensor
+
+    return [Tensor._make(v, False, None) for v in _unflatten(vector, params)]
 
 
 def gauss_newton_vector_product(outputs, loss_fn, params):
@@ -126,16 +132,24 @@ class HessianFree(Optimizer):
             raise ValueError(f"HessianFree: lr must be positive, got {group['lr']!r}.")
 
     def _loss_at(self, params, theta, d, alpha, forward, loss_fn):
-        xp = xp_of((theta,))
-        new = theta + alpha * d
-        k = 0
-        for p in params:
-            n = p.data.size
-            p.data[...] = new[k:k + n].reshape(p.shape)
-            k += n
-        with no_grad():
-            value = float(xp.asarray(loss_fn(forward()).data))
-        return value
+        """The loss at θ + α·d. The parameters point at trial arrays only while
+        the loss is evaluated: the graph of ``outputs`` still needs θ itself for
+        the Gauss-Newton products that follow, so θ is never written in place here."""
+        originals = [p.data for p in params]
+        for p, trial in zip(params, _unflatten(theta + alpha * d, params)):
+            p.data = trial
+        try:
+            with no_grad():
+                return float(xp_of((theta,)).asarray(loss_fn(forward()).data))
+        finally:
+            for p, original in zip(params, originals):
+                p.data = original
+
+    def _move_to(self, params, new):
+        """θ ← new, in place: the step's one write into the parameters."""
+        for p, value in zip(params, _unflatten(new, params)):
+            p.data[...] = value
+        versions.mark_written(*(p.data for p in params))
 
     def step(self, forward, loss_fn):
         group = self.param_groups[0]
@@ -197,5 +211,5 @@ class HessianFree(Optimizer):
                 alpha *= 0.8
             else:
                 alpha = 0.0
-        self._loss_at(params, theta, d, alpha, forward, loss_fn)
+        self._move_to(params, theta + alpha * d)
         return f0

@@ -1,20 +1,65 @@
 """L-BFGS with PyTorch's arguments, defaults, closure contract and behaviour."""
 
-from ..backend import xp_of
+from dataclasses import dataclass
+
 from ..function import enable_grad, no_grad
 from ..tensor import Tensor
-from ._second_order import host
+from ._second_order import SecondOrderOptimizer, host
 from .line_search import _strong_wolfe
-from .optimizer import Optimizer, check_number
+from .optimizer import check_number
+
+# PyTorch's constants: a pair (s, y) enters the history only when yᵀs exceeds this
+CURVATURE_FLOOR = 1e-10
+# ... and its strong Wolfe search uses c1, c2 and at most this many evaluations
+WOLFE_C1, WOLFE_C2, WOLFE_MAX_EVALS = 1e-4, 0.9, 25
 
 
-class LBFGS(Optimizer):
+@dataclass
+class CurvatureHistory:
+    """The last ``history_size`` curvature pairs, oldest first: steps s = θ_{k+1} - θ_k
+    (PyTorch's ``old_stps``), gradient changes y = ∇f_{k+1} - ∇f_k (``old_dirs``),
+    ρ = 1/yᵀs (``ro``), and the scale γ = yᵀs/yᵀy of H₀ = γI (``H_diag``)."""
+
+    dirs: list
+    stps: list
+    ro: list
+    H_diag: object = 1
+
+    def push(self, s, y, ys, size):
+        """Add the pair (s, y) with yᵀs = ``ys`` (> 0), dropping the oldest beyond ``size``."""
+        if len(self.dirs) == size:
+            del self.dirs[0], self.stps[0], self.ro[0]
+        self.dirs.append(y)
+        self.stps.append(s)
+        self.ro.append(1.0 / ys)
+        self.H_diag = ys / (y * y).sum()
+
+
+def two_loop_direction(grad, history):
+    """d = -H g, H the L-BFGS inverse-Hessian approximation built from H₀ = γI and the
+    pairs of ``history`` (Nocedal & Wright, Algorithm 7.4): the first loop runs
+    newest to oldest, αᵢ = ρᵢ sᵢᵀq, q ← q - αᵢ yᵢ; then r = γ q, and the second loop
+    runs oldest to newest, βᵢ = ρᵢ yᵢᵀr, r ← r + (αᵢ - βᵢ) sᵢ. Returns (d, [α₀, α₁, ...])."""
+    alphas = [None] * len(history.dirs)
+    q = -grad
+    for i in range(len(history.dirs) - 1, -1, -1):
+        alphas[i] = (history.stps[i] * q).sum() * history.ro[i]
+        q -= history.dirs[i] * alphas[i]
+    r = q * history.H_diag
+    for i in range(len(history.dirs)):
+        beta = (history.dirs[i] * r).sum() * history.ro[i]
+        r += history.stps[i] * (alphas[i] - beta)
+    return r, alphas
+
+
+class LBFGS(SecondOrderOptimizer):
     r"""Limited-memory BFGS, as ``torch.optim.LBFGS`` (Nocedal 1980; Liu & Nocedal 1989).
 
     L-BFGS keeps the last ``history_size`` pairs s = θ_{k+1} - θ_k and
     y = ∇f_{k+1} - ∇f_k and applies the BFGS inverse-Hessian approximation
-    to the gradient by the two-loop recursion, starting from
-    H₀ = (yᵀs / yᵀy) I: O(history·n) memory and time instead of BFGS's O(n²).
+    to the gradient by the two-loop recursion (:func:`two_loop_direction`),
+    starting from H₀ = (yᵀs / yᵀy) I: O(history·n) memory and time instead
+    of BFGS's O(n²).
 
     PyTorch's contract, kept exactly: the ``closure`` re-evaluates the model,
     **zeroes the gradients, calls backward and returns the loss**; one
@@ -66,48 +111,42 @@ class LBFGS(Optimizer):
                         tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                         history_size=history_size, line_search_fn=line_search_fn)
         super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
-        self._params = self.param_groups[0]["params"]
-        self._numel_cache = None
-        self._xp = xp_of((self._params[0].data,))
 
-    # -- flat views (PyTorch's helpers) ----------------------------------------------
+    # -- evaluations under PyTorch's closure contract (the closure calls backward) -----------
 
-    def _numel(self):
-        if self._numel_cache is None:
-            self._numel_cache = sum(p.numel() for p in self._params)
-        return self._numel_cache
-
-    def _gather_flat_grad(self):
-        xp = self._xp
-        views = [xp.zeros(p.numel(), dtype=p.dtype) if p.grad is None
-                 else p.grad.data.reshape(-1) for p in self._params]
-        return xp.concatenate(views, 0) if len(views) > 1 else views[0].copy()
-
-    def _add_grad(self, step_size, update):
-        offset = 0
-        for p in self._params:
-            numel = p.numel()
-            p.data += (update[offset:offset + numel] * step_size).reshape(p.shape).astype(
-                p.dtype, copy=False)
-            offset += numel
-        assert offset == self._numel()
-
-    def _clone_param(self):
-        return [p.data.copy() for p in self._params]
-
-    def _set_param(self, params_data):
-        for p, pdata in zip(self._params, params_data):
-            p.data[...] = pdata
-
-    def _directional_evaluate(self, closure, x, t, d):
-        self._add_grad(t, d)
+    def _evaluate(self, closure, state, count=1):
+        """Run the closure (which fills ``.grad``); returns (its loss, the flat gradient)."""
         with enable_grad():
-            loss = float(closure())
-        flat_grad = self._gather_flat_grad()
-        self._set_param(x)
-        return loss, flat_grad
+            loss = closure()
+        state["func_evals"] += count
+        state["nfev"] += count
+        state["njev"] += count
+        with no_grad():
+            return loss, self._vector([p.grad for p in self._params])
+
+    def _max_abs(self, v):
+        return host(self._xp, self._xp.abs(v).max())[0]
+
+    def _move(self, closure, state, x0, d, t, loss, flat_grad, gtd):
+        """θ ← θ0 + t d, with t from the strong Wolfe search when there is one.
+        Returns (loss, flat gradient, t, closure calls); without a line search the
+        closure is not called (the caller evaluates at the new θ when it needs to)."""
+        group = self.param_groups[0]
+        evals = 0
+        if group["line_search_fn"] is not None:
+            xp = self._xp
+
+            def phi(step):  # (the caller counts the search's evaluations)
+                self._assign(x0 + step * d)
+                value, g = self._evaluate(closure, state, count=0)
+                return float(value), g, host(xp, (g * d).sum())[0]
+
+            loss, flat_grad, t, evals, _ = _strong_wolfe(
+                phi, t, self._max_abs(d), loss, flat_grad, gtd, WOLFE_C1, WOLFE_C2,
+                group["tolerance_change"], WOLFE_MAX_EVALS)
+            self._assign(x0)
+        self._add(d, t)
+        return loss, flat_grad, t, evals
 
     # -- the step --------------------------------------------------------------------
 
@@ -120,173 +159,105 @@ class LBFGS(Optimizer):
         if closure is None:
             raise RuntimeError("LBFGS.step needs a closure that zeroes the gradients, "
                                "computes the loss, calls backward and returns the loss.")
-        xp = self._xp
         group = self.param_groups[0]
-        lr = group["lr"]
-        max_iter = group["max_iter"]
-        max_eval = group["max_eval"]
-        tolerance_grad = group["tolerance_grad"]
-        tolerance_change = group["tolerance_change"]
-        line_search_fn = group["line_search_fn"]
-        history_size = group["history_size"]
-
+        max_iter, tolerance_change = group["max_iter"], group["tolerance_change"]
         state = self.state[self._params[0]]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
-        for key, value in (("nit", 0), ("nfev", 0), ("njev", 0), ("nhev", 0),
-                           ("loss_history", []), ("step_size", None), ("lam", None),
-                           ("converged", False), ("message", "")):
-            state.setdefault(key, value)
+        record = self.record
 
-        with enable_grad():
-            orig_loss = closure()
+        orig_loss, flat_grad = self._evaluate(closure, state)
         loss = float(orig_loss)
         current_evals = 1
-        state["func_evals"] += 1
-        state["nfev"] += 1
-        state["njev"] += 1
-
         with no_grad():
-            flat_grad = self._gather_flat_grad()
-            opt_cond = host(xp, xp.abs(flat_grad).max())[0] <= tolerance_grad
+            opt_cond = self._max_abs(flat_grad) <= group["tolerance_grad"]
             if opt_cond:
-                state["converged"] = True
-                state["message"] = "converged: max|g| <= tolerance_grad"
+                self._finish(record, "converged: max|g| <= tolerance_grad")
                 return orig_loss
-
-            # (load_state_dict hands arrays back as Tensors: unwrap them)
-            d = _raw(state.get("d"))
-            t = _raw(state.get("t"))
-            old_dirs = _raw(state.get("old_dirs"))
-            old_stps = _raw(state.get("old_stps"))
-            ro = _raw(state.get("ro"))
-            H_diag = _raw(state.get("H_diag"))
-            prev_flat_grad = _raw(state.get("prev_flat_grad"))
-            prev_loss = _raw(state.get("prev_loss"))
-            if "al" in state:
-                state["al"] = _raw(state["al"])
+            d, t = state.get("d"), state.get("t")
+            prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
+            history = CurvatureHistory(state.get("old_dirs"), state.get("old_stps"),
+                                       state.get("ro"), state.get("H_diag"))
 
             n_iter = 0
             message = f"reached max_iter={max_iter} iterations in this step"
             while n_iter < max_iter:
                 n_iter += 1
                 state["n_iter"] += 1
-                state["nit"] += 1
-                state["loss_history"].append(loss)
+                record["nit"] += 1
+                record["loss_history"].append(loss)
 
-                # -- direction ---------------------------------------------------------
+                # -- direction and first trial step ------------------------------------
                 if state["n_iter"] == 1:
                     d = -flat_grad
-                    old_dirs = []
-                    old_stps = []
-                    ro = []
-                    H_diag = 1
+                    history = CurvatureHistory([], [], [])
+                    t = min(1.0, 1.0 / host(self._xp, self._xp.abs(flat_grad).sum())[0])
+                    t *= group["lr"]
                 else:
-                    y = flat_grad - prev_flat_grad
-                    s = d * t
-                    ys = (y * s).sum()
-                    if host(xp, ys)[0] > 1e-10:
-                        if len(old_dirs) == history_size:
-                            old_dirs.pop(0)
-                            old_stps.pop(0)
-                            ro.pop(0)
-                        old_dirs.append(y)
-                        old_stps.append(s)
-                        ro.append(1.0 / ys)
-                        H_diag = ys / (y * y).sum()
-                    num_old = len(old_dirs)
-                    if "al" not in state:
-                        state["al"] = [None] * history_size
-                    al = state["al"]
-                    q = -flat_grad
-                    for i in range(num_old - 1, -1, -1):
-                        al[i] = (old_stps[i] * q).sum() * ro[i]
-                        q -= old_dirs[i] * al[i]
-                    d = r = q * H_diag
-                    for i in range(num_old):
-                        be_i = (old_dirs[i] * r).sum() * ro[i]
-                        r += old_stps[i] * (al[i] - be_i)
-
+                    d = self._direction(state, history, flat_grad, prev_flat_grad, d * t)
+                    t = group["lr"]
                 if prev_flat_grad is None:
                     prev_flat_grad = flat_grad.copy()
                 else:
                     prev_flat_grad[...] = flat_grad
                 prev_loss = loss
-
-                # -- step length -------------------------------------------------------
-                if state["n_iter"] == 1:
-                    t = min(1.0, 1.0 / host(xp, xp.abs(flat_grad).sum())[0]) * lr
-                else:
-                    t = lr
-                gtd = host(xp, (flat_grad * d).sum())[0]
+                gtd = host(self._xp, (flat_grad * d).sum())[0]
                 if gtd > -tolerance_change:
                     message = "converged: the directional derivative is above -tolerance_change"
-                    state["converged"] = True
+                    record["converged"] = True
                     break
 
-                ls_func_evals = 0
-                if line_search_fn is not None:
-                    x_init = self._clone_param()
-
-                    def obj(step, x_init=x_init, d=d):
-                        f_new, g_new = self._directional_evaluate(closure, x_init, step, d)
-                        return f_new, g_new, host(xp, (g_new * d).sum())[0]
-
-                    d_norm = host(xp, xp.abs(d).max())[0]
-                    loss, flat_grad, t, ls_func_evals, _ = _strong_wolfe(
-                        obj, t, d_norm, loss, flat_grad, gtd, 1e-4, 0.9, tolerance_change, 25)
-                    self._add_grad(t, d)
-                    opt_cond = host(xp, xp.abs(flat_grad).max())[0] <= tolerance_grad
-                else:
-                    self._add_grad(t, d)
-                    if n_iter != max_iter:
-                        with enable_grad():
-                            loss = float(closure())
-                        flat_grad = self._gather_flat_grad()
-                        opt_cond = host(xp, xp.abs(flat_grad).max())[0] <= tolerance_grad
-                        ls_func_evals = 1
-
-                current_evals += ls_func_evals
-                state["func_evals"] += ls_func_evals
-                state["nfev"] += ls_func_evals
-                state["njev"] += ls_func_evals
-                state["step_size"] = float(t)
+                # -- the step --------------------------------------------------------------
+                loss, flat_grad, t, evals = self._move(closure, state, self._gather(), d, t,
+                                                       loss, flat_grad, gtd)
+                if group["line_search_fn"] is None and n_iter != max_iter:
+                    loss, flat_grad = self._evaluate(closure, state, count=0)
+                    loss, evals = float(loss), 1
+                if evals:
+                    opt_cond = self._max_abs(flat_grad) <= group["tolerance_grad"]
+                current_evals += evals
+                for key in ("func_evals", "nfev", "njev"):
+                    state[key] += evals
+                record["step_size"] = float(t)
 
                 # -- stopping tests ----------------------------------------------------
                 if n_iter == max_iter:
                     break
-                if current_evals >= max_eval:
-                    message = f"reached max_eval={max_eval} evaluations in this step"
-                    break
-                if opt_cond:
-                    message = "converged: max|g| <= tolerance_grad"
-                    state["converged"] = True
-                    break
-                if host(xp, xp.abs(d * t).max())[0] <= tolerance_change:
-                    message = "converged: the step is below tolerance_change"
-                    state["converged"] = True
-                    break
-                if abs(loss - prev_loss) < tolerance_change:
-                    message = "converged: the loss changed by less than tolerance_change"
-                    state["converged"] = True
+                stop = self._stop_reason(current_evals, opt_cond, d * t, loss, prev_loss)
+                if stop is not None:
+                    message, converged = stop
+                    record["converged"] = record["converged"] or converged
                     break
 
-            state["d"] = d
-            state["t"] = t
-            state["old_dirs"] = old_dirs
-            state["old_stps"] = old_stps
-            state["ro"] = ro
-            state["H_diag"] = H_diag
-            state["prev_flat_grad"] = prev_flat_grad
-            state["prev_loss"] = prev_loss
-            state["message"] = message
+            state.update(d=d, t=t, old_dirs=history.dirs, old_stps=history.stps,
+                         ro=history.ro, H_diag=history.H_diag, prev_flat_grad=prev_flat_grad,
+                         prev_loss=prev_loss)
+            record["message"] = message
         return orig_loss
 
+    def _direction(self, state, history, flat_grad, prev_flat_grad, s):
+        """The L-BFGS direction after the step s: the pair (s, y = g - g_prev) joins
+        the history when yᵀs > CURVATURE_FLOOR, then the two-loop recursion gives
+        d = -H g (PyTorch keeps the αᵢ in ``state["al"]``; so does this)."""
+        y = flat_grad - prev_flat_grad
+        ys = (y * s).sum()
+        if host(self._xp, ys)[0] > CURVATURE_FLOOR:
+            history.push(s, y, ys, self.param_groups[0]["history_size"])
+        d, alphas = two_loop_direction(flat_grad, history)
+        al = state.setdefault("al", [None] * self.param_groups[0]["history_size"])
+        al[:len(alphas)] = alphas
+        return d
 
-def _raw(value):
-    """State values as the step keeps them: arrays, not Tensors (lists element-wise)."""
-    if isinstance(value, Tensor):
-        return value.data
-    if isinstance(value, list):
-        return [_raw(v) for v in value]
-    return value
+    def _stop_reason(self, current_evals, opt_cond, step, loss, prev_loss):
+        """(message, converged) when an iteration ends the step, else None: the
+        evaluation budget, a small gradient, a small step or a small change of the loss."""
+        group = self.param_groups[0]
+        if current_evals >= group["max_eval"]:
+            return f"reached max_eval={group['max_eval']} evaluations in this step", False
+        if opt_cond:
+            return "converged: max|g| <= tolerance_grad", True
+        if self._max_abs(step) <= group["tolerance_change"]:
+            return "converged: the step is below tolerance_change", True
+        if abs(loss - prev_loss) < group["tolerance_change"]:
+            return "converged: the loss changed by less than tolerance_change", True
+        return None

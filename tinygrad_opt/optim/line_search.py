@@ -27,6 +27,7 @@ optimizers, which evaluate their closure at θ0 + t d.
 """
 
 import math
+from dataclasses import dataclass
 
 from ..autograd import grad as _grad
 from ..backend import xp_of
@@ -37,6 +38,7 @@ from ._second_order import host
 __all__ = ["LineSearchResult", "armijo", "exact", "quadratic_step", "strong_wolfe"]
 
 
+@dataclass(repr=False, eq=False)  # arrays inside: compared by identity, as before
 class LineSearchResult:
     """What a line search returns.
 
@@ -50,16 +52,13 @@ class LineSearchResult:
         message (str): what happened.
     """
 
-    __slots__ = ("dirderiv", "grad", "loss", "message", "nfev", "step", "success")
-
-    def __init__(self, step, loss, grad, dirderiv, nfev, success, message):
-        self.step = step
-        self.loss = loss
-        self.grad = grad
-        self.dirderiv = dirderiv
-        self.nfev = nfev
-        self.success = success
-        self.message = message
+    step: float
+    loss: float
+    grad: object
+    dirderiv: object
+    nfev: int
+    success: bool
+    message: str
 
     def __repr__(self):
         return (f"LineSearchResult(step={self.step:.6g}, loss={self.loss:.6g}, "

@@ -17,14 +17,16 @@ once per epoch (or per iteration, if that is what your schedule counts),
 ``state_dict()`` / ``load_state_dict()`` save and restore it (plain numbers,
 lists and strings, so ``tg.save`` can write them).
 
-PyTorch's schedulers: LambdaLR, StepLR, MultiStepLR, ExponentialLR,
-CosineAnnealingLR, CosineAnnealingWarmRestarts, LinearLR, SequentialLR,
-ReduceLROnPlateau. The lecture's schedules PyTorch has no class for:
+All of PyTorch's schedulers: LambdaLR, MultiplicativeLR, StepLR, MultiStepLR,
+ConstantLR, LinearLR, ExponentialLR, PolynomialLR, CosineAnnealingLR,
+CosineAnnealingWarmRestarts, CyclicLR and OneCycleLR (in ``cyclic_lr.py``; they
+also cycle the momentum), SequentialLR, ChainedScheduler, ReduceLROnPlateau.
+The lecture's schedules PyTorch has no class for:
 InverseTimeLR (α₀ / (1 + k·t)), InverseSqrtLR (α₀ / √t), and LinearWarmup,
 which puts a linear warmup in front of any scheduler.
 
-As in PyTorch, StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR and
-LinearLR are *chainable*: each step multiplies the current ``group["lr"]``,
+As in PyTorch, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR, LinearLR,
+ExponentialLR, PolynomialLR and CosineAnnealingLR are *chainable*: each step multiplies the current ``group["lr"]``,
 so they compose with changes made from outside. ``step(epoch)`` (deprecated in
 PyTorch) jumps to ``epoch`` with the closed form instead.
 """
@@ -177,16 +179,12 @@ def _track_optimizer_steps(optimizer):
     optimizer.step = wrapper
 
 
-class LambdaLR(LRScheduler):
-    """α = α₀ · λ(t): the initial lr times a function of the epoch t.
-
-    Args:
-        optimizer (Optimizer): wrapped optimizer.
-        lr_lambda (callable or list): λ(t), or one per param group.
-        last_epoch (int): default -1.
+class _LambdaScheduler(LRScheduler):
+    """A schedule driven by one function of the epoch per param group
+    (:class:`LambdaLR`, :class:`MultiplicativeLR`).
 
     ``state_dict`` saves the ``__dict__`` of callable objects, not functions
-    or lambdas (as PyTorch).
+    or lambdas (as PyTorch): rebuild the scheduler with its functions, then load.
     """
 
     _not_saved = ("optimizer", "lr_lambdas")
@@ -200,6 +198,10 @@ class LambdaLR(LRScheduler):
                 raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas (one per "
                                  f"param group), but got {len(lr_lambda)}.")
             self.lr_lambdas = list(lr_lambda)
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise TypeError(f"lr_lambda should be a function, but got "
+                                f"{type(fn).__name__}; pass a function of the epoch.")
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self):
@@ -214,8 +216,35 @@ class LambdaLR(LRScheduler):
             if saved is not None:
                 fn.__dict__.update(_plain(saved))
 
+
+class LambdaLR(_LambdaScheduler):
+    """α = α₀ · λ(t): the initial lr times a function of the epoch t.
+
+    Args:
+        optimizer (Optimizer): wrapped optimizer.
+        lr_lambda (callable or list): λ(t), or one per param group.
+        last_epoch (int): default -1.
+    """
+
     def get_lr(self):
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+
+
+class MultiplicativeLR(_LambdaScheduler):
+    """αₜ = αₜ₋₁ · λ(t) for t ≥ 1: each step multiplies the current lr by a
+    function of the epoch (so α = α₀ · λ(1) ⋯ λ(t) while nothing else changes it).
+
+    Args:
+        optimizer (Optimizer): wrapped optimizer.
+        lr_lambda (callable or list): λ(t), or one per param group.
+        last_epoch (int): default -1.
+    """
+
+    def get_lr(self):
+        if self._is_initial:
+            return _lrs(self.optimizer)
+        return [group["lr"] * fn(self.last_epoch)
+                for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
 
 
 class StepLR(LRScheduler):
@@ -458,6 +487,68 @@ class LinearLR(LRScheduler):
         return [base * (s + (e - s) * min(T, self.last_epoch) / T) for base in self.base_lrs]
 
 
+class ConstantLR(LRScheduler):
+    """A constant factor for a while: α = α₀ · f for t < T, then α₀ (``factor``
+    f in [0, 1], ``total_iters`` T). Chainable: epoch 0 multiplies the lr by f,
+    epoch T divides it by f.
+
+    Args:
+        optimizer (Optimizer): wrapped optimizer.
+        factor (float): f (default 1/3).
+        total_iters (int): T (default 5).
+        last_epoch (int): default -1.
+    """
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if factor > 1.0 or factor < 0:
+            raise ValueError("Constant multiplicative factor expected to be between 0 and 1, "
+                             f"got factor={factor!r}.")
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
+        if self.last_epoch != self.total_iters:
+            return _lrs(self.optimizer)
+        return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self):
+        return [base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Polynomial decay to 0: α = α₀ · (1 - min(t, T)/T)^p (``total_iters`` T,
+    ``power`` p; p = 1 is the lecture's linear decay). Chainable: each step
+    multiplies the lr by ((1 - t/T) / (1 - (t-1)/T))^p.
+
+    Args:
+        optimizer (Optimizer): wrapped optimizer.
+        total_iters (int): T (default 5).
+        power (float): p (default 1).
+        last_epoch (int): default -1.
+    """
+
+    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t, T = self.last_epoch, self.total_iters
+        if self._is_initial or t > T:
+            return _lrs(self.optimizer)
+        factor = ((1.0 - t / T) / (1.0 - (t - 1) / T)) ** self.power
+        return [group["lr"] * factor for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self):
+        T = self.total_iters
+        return [base * (1.0 - min(T, self.last_epoch) / T) ** self.power
+                for base in self.base_lrs]
+
+
 class InverseTimeLR(LRScheduler):
     """The lecture's 1/t decay: α = α₀ / (1 + k · t), k = ``decay_rate``.
 
@@ -527,7 +618,24 @@ class InverseSqrtLR(LRScheduler):
     _get_closed_form_lr = get_lr
 
 
-class SequentialLR(LRScheduler):
+class _Composite(LRScheduler):
+    """A scheduler made of other schedulers (``self._schedulers``): its state
+    holds theirs."""
+
+    _not_saved = ("optimizer", "_schedulers")
+
+    def state_dict(self):
+        state = super().state_dict()
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        for s, saved in zip(self._schedulers, state_dict["_schedulers"]):
+            s.load_state_dict(saved)
+
+
+class SequentialLR(_Composite):
     """Run ``schedulers`` one after another, switching at ``milestones``.
 
     Scheduler i drives epochs [milestones[i-1], milestones[i]); at each
@@ -545,23 +653,11 @@ class SequentialLR(LRScheduler):
         last_epoch (int): default -1.
     """
 
-    _not_saved = ("optimizer", "_schedulers")
-
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
         if len(schedulers) < 1:
             raise ValueError(f"{type(self).__name__} expects at least one scheduler, but got "
                              "no scheduler.")
-        for i, scheduler in enumerate(schedulers):
-            if not hasattr(scheduler, "optimizer"):
-                raise TypeError(f"{type(self).__name__}: the scheduler at index {i} has no "
-                                "`optimizer` attribute.")
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(f"{type(self).__name__} does not support ReduceLROnPlateau "
-                                 f"(index {i}): it needs a metric passed to step().")
-            if scheduler.optimizer is not optimizer:
-                raise ValueError(f"{type(self).__name__} expects all schedulers to belong to the "
-                                 f"same optimizer, but the {type(scheduler).__name__} at index "
-                                 f"{i} has another one.")
+        _check_same_optimizer(self, schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError("Sequential Schedulers expects number of schedulers provided to be "
                              "one more than the number of milestone points, but got "
@@ -596,15 +692,53 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()
 
-    def state_dict(self):
-        state = super().state_dict()
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
 
-    def load_state_dict(self, state_dict):
-        super().load_state_dict(state_dict)
-        for s, saved in zip(self._schedulers, state_dict["_schedulers"]):
-            s.load_state_dict(saved)
+class ChainedScheduler(_Composite):
+    """Step several schedulers at once, each on the lr the previous one left:
+    the factors of chainable schedulers multiply (e.g. a ConstantLR warmup on top
+    of an ExponentialLR decay)::
+
+        sched = ChainedScheduler([ConstantLR(opt, 0.1, total_iters=2),
+                                  ExponentialLR(opt, gamma=0.9)])
+
+    Args:
+        schedulers (list): the schedulers, all of one optimizer.
+        optimizer (Optimizer): that optimizer (default: the first scheduler's).
+    """
+
+    def __init__(self, schedulers, optimizer=None):
+        if len(schedulers) < 1:
+            raise ValueError(f"{type(self).__name__} expects at least one scheduler to be "
+                             "chained, but got no scheduler.")
+        optimizer = optimizer or schedulers[0].optimizer
+        _check_same_optimizer(self, schedulers, optimizer)
+        self._schedulers = list(schedulers)
+        self.optimizer = optimizer
+        self._last_lr = _lrs(self._schedulers[-1].optimizer)
+
+    def step(self):
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = _lrs(self._schedulers[-1].optimizer)
+
+    def __repr__(self):
+        return f"ChainedScheduler({[type(s).__name__ for s in self._schedulers]})"
+
+
+def _check_same_optimizer(owner, schedulers, optimizer):
+    """The schedulers a SequentialLR / ChainedScheduler combines: schedulers (no
+    ReduceLROnPlateau, which needs a metric) of ``optimizer``."""
+    for i, scheduler in enumerate(schedulers):
+        if not hasattr(scheduler, "optimizer"):
+            raise TypeError(f"{type(owner).__name__}: the scheduler at index {i} has no "
+                            "`optimizer` attribute.")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError(f"{type(owner).__name__} does not support ReduceLROnPlateau "
+                             f"(index {i}): it needs a metric passed to step().")
+        if scheduler.optimizer is not optimizer:
+            raise ValueError(f"{type(owner).__name__} expects all schedulers to belong to the "
+                             f"same optimizer, but the {type(scheduler).__name__} at index "
+                             f"{i} has another one.")
 
 
 class _WarmupFactor:
@@ -778,6 +912,12 @@ class ReduceLROnPlateau(LRScheduler):
                 f"num_bad_epochs={self.num_bad_epochs}, lr={self.get_last_lr()})")
 
 
-__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
-           "CosineAnnealingLR", "CosineAnnealingWarmRestarts", "LinearLR", "SequentialLR",
-           "ReduceLROnPlateau", "InverseTimeLR", "InverseSqrtLR", "LinearWarmup"]
+# The cyclical schedules live in their own file; imported last because they
+# build on LRScheduler above.
+from .cyclic_lr import CyclicLR, OneCycleLR
+
+__all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR",
+           "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",
+           "CosineAnnealingWarmRestarts", "CyclicLR", "OneCycleLR", "SequentialLR",
+           "ChainedScheduler", "ReduceLROnPlateau", "InverseTimeLR", "InverseSqrtLR",
+           "LinearWarmup"]

@@ -43,6 +43,8 @@ class NAdam(Optimizer):
         matches PyTorch's in either precision.
     """
 
+    STATE_NAMES = frozenset(("step", "mu_product", "exp_avg", "exp_avg_sq"))
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, maximize=False):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas,
@@ -88,7 +90,7 @@ def _nadam(param, grad, exp_avg, exp_avg_sq, mu_product, *, step, lr, beta1, bet
     prod_next = prod * mu_next
     _rules.lerp_(xp, exp_avg, g, 1 - beta1)         # m ← β₁m + (1-β₁)g
     _rules.ema_square_(exp_avg_sq, g, beta2)        # v ← β₂v + (1-β₂)g²
-    denom = exp_avg_sq / bc2                        # d = √(v/(1-β₂ᵗ)) + ε
+    denom = _rules.as_array(exp_avg_sq / bc2)       # d = √(v/(1-β₂ᵗ)) + ε
     xp.sqrt(denom, out=denom)
     denom += eps
     _rules.add_scaled_ratio_(param, g, denom, -lr * (1.0 - mu) / (1.0 - prod))

@@ -23,7 +23,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .. import backend
+from .. import backend, versions
 from ..function import enable_grad, no_grad
 from ..nn.utils import zero_grads
 from ..tensor import Tensor
@@ -31,6 +31,10 @@ from ..tensor import Tensor
 # State entries kept as 0-d float tensors on the host whatever the parameter's
 # device: reading them in step() then never waits for a GPU.
 HOST_SCALARS = ("step", "mu_product")
+
+# Keys the learning-rate schedulers add to param groups (PyTorch's names): a
+# snapshot may carry them whatever optimizer it comes from.
+SCHEDULER_KEYS = frozenset(("initial_lr", "max_lr", "min_lr", "base_momentum", "max_momentum"))
 
 
 class _RequiredParameter:
@@ -98,7 +102,13 @@ class Optimizer:
         param_groups (list of dict): every group, with all hyperparameters filled.
         state (defaultdict of dict): per-parameter state, keyed by the parameter.
         defaults (dict): the constructor's hyperparameters.
+        STATE_NAMES (frozenset or None): class attribute, every name a parameter's
+            state may hold, each a host scalar (``step``, ``mu_product``) or an array
+            shaped like the parameter; None where the state is not per parameter
+            (the second-order optimizers). :meth:`load_state_dict` checks against it.
     """
+
+    STATE_NAMES = None
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -196,6 +206,10 @@ class Optimizer:
         with no_grad():
             for group in self.param_groups:
                 self._step_group(group)
+        # The parameters were written in place: a graph recorded before this
+        # step that still needs their old values must refuse to backward.
+        versions.mark_written(*[p.data for group in self.param_groups
+                                for p in group["params"] if p.grad is not None])
         return loss
 
     def _step_group(self, group):
@@ -227,38 +241,27 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore a snapshot from :meth:`state_dict` (or ``tg.load``).
 
-        The number of groups and of parameters per group must match. State
-        arrays are copied onto each parameter's device and dtype (``step`` stays
-        a host scalar); hyperparameters come from the snapshot.
+        The snapshot must come from the same kind of optimizer (its hyperparameter
+        and state names), with as many groups and parameters per group, and each
+        state array shaped like its parameter; otherwise a ValueError says which,
+        and nothing changes. State arrays are copied onto each parameter's device
+        and dtype (``step`` stays a host scalar); hyperparameters come from the
+        snapshot (one the snapshot lacks keeps its current value).
         """
         if not isinstance(state_dict, dict) or "param_groups" not in state_dict \
                 or "state" not in state_dict:
             raise ValueError("load_state_dict expects a dict with 'state' and 'param_groups' "
                              "as made by Optimizer.state_dict().")
         saved_groups = list(state_dict["param_groups"])
-        groups = self.param_groups
-        if len(groups) != len(saved_groups):
-            raise ValueError(f"loaded state dict has a different number of parameter groups "
-                             f"({len(saved_groups)}) than this optimizer ({len(groups)}).")
-        for i, (g, s) in enumerate(zip(groups, saved_groups)):
-            if len(g["params"]) != len(s["params"]):
-                raise ValueError(f"loaded state dict contains a parameter group (group {i}, "
-                                 f"{len(s['params'])} parameters) that doesn't match the size "
-                                 f"of optimizer's group ({len(g['params'])} parameters).")
-        id_map = {}
-        for g, s in zip(groups, saved_groups):
-            for saved_id, p in zip(s["params"], g["params"]):
-                id_map[int(saved_id)] = p
+        id_map = self._check_snapshot(saved_groups, state_dict["state"])
         state = defaultdict(dict)
         for key, values in state_dict["state"].items():
-            key = int(key)
-            if key not in id_map:
-                continue
-            p = id_map[key]
-            state[p] = {name: _cast_state(name, v, p) for name, v in values.items()}
+            if int(key) in id_map:
+                p = id_map[int(key)]
+                state[p] = {name: _cast_state(name, v, p) for name, v in values.items()}
         new_groups = []
-        for g, s in zip(groups, saved_groups):
-            new = {}
+        for g, s in zip(self.param_groups, saved_groups):
+            new = {k: v for k, v in g.items() if k != "params"}
             for k, v in s.items():
                 if k == "params":
                     continue
@@ -271,6 +274,61 @@ class Optimizer:
             new_groups.append(new)
         self.state = state
         self.param_groups = new_groups
+
+    def _check_snapshot(self, saved_groups, saved_state):
+        """Validate a snapshot against this optimizer before anything is changed
+        (one ValueError sentence per mismatch). Returns {saved id: parameter}."""
+        id_map = self._match_groups(saved_groups)
+        for key, values in saved_state.items():
+            p = id_map.get(int(key))
+            if p is not None and self.STATE_NAMES is not None:
+                self._check_state(key, values, p)
+        return id_map
+
+    def _match_groups(self, saved_groups):
+        """The saved groups against ours: count, sizes, hyperparameter names."""
+        groups = self.param_groups
+        if len(groups) != len(saved_groups):
+            raise ValueError(f"loaded state dict has a different number of parameter groups "
+                             f"({len(saved_groups)}) than this optimizer ({len(groups)}).")
+        id_map = {}
+        for i, (g, s) in enumerate(zip(groups, saved_groups)):
+            if not isinstance(s, dict) or "params" not in s:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: saved parameter group "
+                                 f"{i} is not a dict with 'params'; pass what "
+                                 "Optimizer.state_dict() made.")
+            if len(g["params"]) != len(s["params"]):
+                raise ValueError(f"loaded state dict contains a parameter group (group {i}, "
+                                 f"{len(s['params'])} parameters) that doesn't match the size "
+                                 f"of optimizer's group ({len(g['params'])} parameters).")
+            foreign = sorted(set(s) - set(g) - SCHEDULER_KEYS)
+            if foreign:
+                raise self._another_kind(f"the saved group {i} has hyperparameters "
+                                         f"{', '.join(foreign)} that")
+            for saved_id, p in zip(s["params"], g["params"]):
+                id_map[int(saved_id)] = p
+        return id_map
+
+    def _check_state(self, key, values, param):
+        """One parameter's saved state: names this optimizer keeps, arrays shaped
+        like the parameter (host scalars aside)."""
+        foreign = sorted(set(values) - self.STATE_NAMES)
+        if foreign:
+            raise self._another_kind(f"the saved state of parameter {key} holds "
+                                     f"{', '.join(foreign)}, which")
+        for entry, value in values.items():
+            shape = tuple(getattr(value, "shape", ()))
+            if entry not in HOST_SCALARS and shape != tuple(param.shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: the saved {entry!r} "
+                                 f"of parameter {key} has shape {shape} but the parameter has "
+                                 f"shape {tuple(param.shape)}; the state dict comes from a "
+                                 "model of another size, load it into the same architecture.")
+
+    def _another_kind(self, what):
+        name = type(self).__name__
+        return ValueError(f"{name}.load_state_dict: {what} {name} does not have, so the state "
+                          "dict comes from another kind of optimizer; load it into the "
+                          "optimizer class that saved it.")
 
     def __getstate__(self):
         # A scheduler wraps ``step`` on the instance (to notice a scheduler that

@@ -42,6 +42,8 @@ class RMSprop(Optimizer):
         many digits where s ≫ ε. The lecture's β is ``alpha`` here.
     """
 
+    STATE_NAMES = frozenset(("step", "square_avg", "momentum_buffer", "grad_avg"))
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, *, maximize=False, eps_inside_sqrt=False):
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
@@ -81,16 +83,16 @@ def _rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, e
     _rules.ema_square_(square_avg, g, alpha)            # v ← αv + (1-α)g²
     if centered:
         _rules.lerp_(xp, grad_avg, g, 1 - alpha)        # ḡ ← αḡ + (1-α)g
-        d = grad_avg * grad_avg                         # d = √(v - ḡ²) + ε
+        d = _rules.as_array(grad_avg * grad_avg)        # d = √(v - ḡ²) + ε
         xp.subtract(square_avg, d, out=d)
         if eps_inside_sqrt:
             d += eps
         xp.sqrt(d, out=d)
     elif eps_inside_sqrt:
-        d = square_avg + eps                            # d = √(v + ε)
+        d = _rules.as_array(square_avg + eps)           # d = √(v + ε)
         xp.sqrt(d, out=d)
     else:
-        d = xp.sqrt(square_avg)                         # d = √v + ε
+        d = _rules.as_array(xp.sqrt(square_avg))        # d = √v + ε
     if not eps_inside_sqrt:
         d += eps
     if momentum > 0:

@@ -57,6 +57,8 @@ class SGD(Optimizer):
         0.186
     """
 
+    STATE_NAMES = frozenset(("momentum_buffer",))
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, momentum_form="pytorch"):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -105,7 +107,7 @@ def _sgd(param, grad, momentum_buffer, *, lr, momentum, dampening, weight_decay,
     if momentum != 0:
         buf = momentum_buffer
         if buf is None:
-            buf = g.copy()                      # b ← g at the first step
+            buf = _rules.as_array(g).copy()     # b ← g at the first step
         else:
             buf *= momentum                     # b ← μ b + (1 - τ) g
             buf += g * (1 - dampening) if dampening != 0 else g
@@ -133,7 +135,7 @@ def _sgd_lecture(param, grad, momentum_buffer, *, lr, momentum, dampening, weigh
     v *= momentum                               # v ← μ v - γ g
     v -= g * lr
     if nesterov:
-        step = v - prev                         # θ ← θ + v + μ (v - v_prev)
+        step = _rules.as_array(v - prev)        # θ ← θ + v + μ (v - v_prev)
         step *= momentum
         step += v
         param += step

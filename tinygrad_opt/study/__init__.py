@@ -7,6 +7,12 @@
   and the closure each one wants;
 * :mod:`~tinygrad_opt.study.race` -- optimizer races: paths, losses, distances,
   evaluations, line-search trials, steps to a tolerance, "fair" lr tuning;
+* :mod:`~tinygrad_opt.study.derivative_free` -- random search, random local search,
+  numerical-gradient descent, simulated annealing, an evolution strategy (race entrants);
+* :mod:`~tinygrad_opt.study.opening_arc` -- the lecture's opening: random search to backprop
+  on the digits;
+* :mod:`~tinygrad_opt.study.solver_race` -- GD, Jacobi, Gauss-Seidel, CG, PCG, LU, QR and
+  Cholesky on A x = b;
 * :mod:`~tinygrad_opt.study.hessian_lab` -- exact Hessians by double backward, spectra,
   Lanczos, power iteration, Hutchinson, the edge of stability;
 * :mod:`~tinygrad_opt.study.lr_finder` -- the LR range test and the schedule gallery;
@@ -23,7 +29,8 @@ Submodules load on first use (``tg.study.race``), so importing the package is ch
 import importlib
 
 _SUBMODULES = ("landscapes", "specs", "race", "hessian_lab", "lr_finder", "sweep",
-               "gradcheck_lab", "plots", "report", "demo")
+               "gradcheck_lab", "plots", "report", "demo", "derivative_free", "opening_arc",
+               "solver_race")
 
 __all__ = list(_SUBMODULES)
 

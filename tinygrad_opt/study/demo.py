@@ -11,15 +11,20 @@ In about half a minute on two cores it
 2. draws the compute graph of the loss (SVG when Graphviz's ``dot`` is there, the
    DOT text otherwise);
 3. races first- and second-order optimizers on Rosenbrock and on an
-   ill-conditioned quadratic (κ = 50, rotated), with learning rates tuned by a
-   small grid search ("fair" races): contours with paths and line-search trials,
-   convergence curves, an animated GIF, the steps-to-tolerance table;
-4. runs the Hessian lab on the trained network (exact spectrum, κ, negative
-   eigenvalues, Lanczos, Hutchinson) and the edge-of-stability experiment;
+   ill-conditioned quadratic (κ = 50, rotated 30°, started where exact-line-search
+   GD zigzags longest), with learning rates tuned by a small grid search ("fair"
+   races): contours with paths and line-search trials, convergence curves, an
+   animated GIF, the steps-to-tolerance table;
+4. runs the Hessian lab on the trained network (exact spectrum, rank, κ where a
+   spectral gap defines it, negative eigenvalues, Lanczos, Hutchinson) and the
+   edge-of-stability experiment;
 5. runs the learning-rate range test and draws every schedule;
 
 and writes ``report.html`` (pictures embedded) plus the pictures themselves into
-``out``. ``quick=True`` shrinks every budget (for tests).
+``out``. Every sentence of the report that states a result is built from the
+numbers just measured (``hessian_lab.describe_edge_of_stability``, the race
+tables, the lab's summary), so the text cannot claim what the run did not show.
+``quick=True`` shrinks every budget (for tests).
 """
 
 import math
@@ -32,6 +37,13 @@ import numpy as np
 __all__ = ["STAGES", "run_demo"]
 
 STAGES = ("training", "graph", "races", "hessian", "learning rates", "report")
+
+# The ill-conditioned race: κ = 50 rotated 30°, started at (u, v) = (-5, -0.2) in the
+# eigenbasis (v = 2u/κ, near the worst case v = u/κ), where GD with exact line search
+# zigzags across the valley for over a hundred steps; Newton-CG and BFGS need a few.
+QUADRATIC = "quadratic:kappa=50,angle=30"
+QUADRATIC_START = (-4.23, -2.67)
+EOS_LR = 0.4  # a fresh 2-32-32-2 tanh net starts at λmax ≈ 2, well below 2/η = 5
 
 
 class _Stages:
@@ -78,7 +90,9 @@ def _train(split, quick, seed):
     from ..train import fit
     from . import specs
 
-    runs = {"sgd": "sgd:lr=0.1", "momentum": "momentum:lr=0.05", "rmsprop": "rmsprop:lr=0.01",
+    # momentum at lr·(1−β) = SGD's lr: the same effective step, so the comparison
+    # shows what the velocity adds, not a ten times larger step
+    runs = {"sgd": "sgd:lr=0.1", "momentum": "momentum:lr=0.01", "rmsprop": "rmsprop:lr=0.01",
             "adam": "adam:lr=0.01"}
     epochs = 3 if quick else 60
     out = {}
@@ -93,7 +107,8 @@ def _train(split, quick, seed):
 
 
 def _graph(model, split, folder):
-    """Render the loss graph of a 4-sample batch: (path or None, DOT text, stats)."""
+    """Render the loss graph of a 4-sample batch: (path or None, the report's figure
+    HTML or None, DOT text, stats)."""
     import tinygrad_opt as tg
 
     from .. import graph, nn
@@ -101,11 +116,13 @@ def _graph(model, split, folder):
     X, y = split.train
     loss = nn.functional.cross_entropy(model(tg.Tensor(X[:4])), tg.Tensor(y[:4]))
     loss.name = "loss"
-    digraph = tg.draw_graph(loss, params=model, mode="forward", show_data=False)
-    path = None
+    digraph = tg.draw_graph(loss, params=model, mode="forward", show_data=False, fit=True)
+    path = figure = None
     if graph.dot_available():
         path = graph.render(digraph, os.path.join(folder, "graph.svg"))
-    return path, digraph.source, digraph.stats
+        figure = graph.html_figure(loss, params=model, show_data=False, caption=(
+            f"{digraph.stats['tensors']} tensors, {digraph.stats['ops']} ops."))
+    return path, figure, digraph.source, digraph.stats
 
 
 def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
@@ -144,23 +161,27 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
                                          os.path.join(folder, "decision_boundaries.png"))
         s = report.section("1. Training an MLP on the two moons",
                            f"An MLP 2-16-16-2 (tanh) trained with mini-batches of 32 on "
-                           f"{len(split.train[0])} points, validated on {len(split.val[0])}.")
-        s.table(["optimizer", "train loss", "val loss", "val accuracy"], rows)
+                           f"{len(split.train[0])} points, validated on {len(split.val[0])}. "
+                           "Momentum (β = 0.9) runs at lr·(1−β) = 0.01, the effective step of "
+                           "SGD's lr = 0.1, so the two are compared fairly.")
+        s.table(["Optimizer", "Train loss", "Validation loss", "Validation accuracy"], rows)
         s.text(f"The validation loss picks {best_label}; on the {len(split.test[0])} test "
                f"points it scores an accuracy of {test['acc']:.3f} (the test split is used "
                "once, for the chosen model only).")
         s.image(p_loss, "Training loss per iteration: raw (faint) and exponentially smoothed.")
         s.image(p_tv, "Train (solid) and validation (dashed) curves per epoch.")
-        s.image(p_db, "Decision boundaries: the predicted probability of class 1.")
+        s.image(p_db, "Decision boundaries: the predicted probability of class 1 (colour "
+                      "key on the right, black line at p = 0.5); circles and squares are the "
+                      "two classes, black rings the misclassified points.")
 
         # 2. graph ------------------------------------------------------------------------
         stages.start("graph")
-        g_path, g_source, g_stats = _graph(best_model, split, folder)
+        g_path, g_figure, g_source, g_stats = _graph(best_model, split, folder)
         s = report.section("2. The compute graph of the loss",
                            "The forward graph of the cross-entropy loss of the chosen "
                            "network on a batch of 4 points; modules are grouped.")
-        if g_path is not None:
-            s.image(g_path, f"{g_stats['tensors']} tensors, {g_stats['ops']} ops.")
+        if g_figure is not None:
+            s.raw(g_figure)  # the SVG at 100%, legible; the whole graph one click away
         else:
             s.note("Graphviz's dot is not installed, so here is the DOT text instead "
                    "(sudo apt-get install graphviz renders it).")
@@ -174,9 +195,9 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
             "rosenbrock": race.race("rosenbrock", ["sgd", "momentum", "nesterov", "adam",
                                                    "rmsprop", "newton", "bfgs", "lbfgs", "lm"],
                                     steps=steps, fair=not quick),
-            "quadratic": race.race("quadratic:kappa=50,angle=30",
-                                   ["sgd", "momentum", "nesterov", "adam", "gd-exact", "newton",
-                                    "bfgs", "lm"], steps=min(steps, 150), fair=not quick),
+            "quadratic": race.race(QUADRATIC, ["sgd", "momentum", "gd-exact", "newton-cg",
+                                               "bfgs"],
+                                   start=QUADRATIC_START, steps=steps, fair=not quick),
         }
         summary["races"] = {}
         for name, result in races.items():
@@ -184,19 +205,27 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
             p_k = plots.race_curves(result, os.path.join(folder, f"race_{name}_curves.png"))
             s = report.section(f"3{'ab'[list(races).index(name)]}. Race on "
                                f"{result.landscape.title}",
-                               f"{result.landscape.note}. Every optimizer starts at "
+                               f"{_capital(result.landscape.note)}. Every optimizer starts at "
                                f"({result.start[0]:g}, {result.start[1]:g}) with "
                                f"{result.steps} steps; first-order learning rates were "
                                + ("tuned by a grid search over lr·10^(k/2), k = -4..2."
                                   if result.fair else "left at the landscape's default."))
-            s.pre(result.format_table())
-            s.image(p_c, "Paths (dots: iterates, crosses: line-search trial points).")
-            s.image(p_k, "f - f* and the distance to the minimum, per step and per "
+            s.table(["Optimizer", "Learning rate", f"Steps to f − f* ≤ {result.tol:g}",
+                     "Evaluations to tolerance", "Final f − f*", "Status"],
+                    [[r["optimizer"], r["lr"], r["steps_to_tol"], r["evals_to_tol"],
+                      r["final_loss"], r["status"]] for r in result.table()])
+            if name == "quadratic":
+                s.text(_zigzag_sentence(result))
+            s.image(p_c, "Paths: one colour, line style and marker per optimizer (markers "
+                         "thinned on long paths); crosses are line-search trial points, the "
+                         "white dot the start, the star the minimum.")
+            s.image(p_k, "The gap f − f* and the distance to the minimum, per step and per "
                          "function evaluation.")
             if name == "rosenbrock":
                 p_g = plots.race_gif(result, os.path.join(folder, "race_rosenbrock.gif"),
-                                     frames=6 if quick else 30, dpi=60)
-                s.image(p_g, "The race, animated.")
+                                     frames=6 if quick else 30)
+                s.image(p_g, "The race, animated (log-spaced steps: the early ones get more "
+                             "frames).")
             summary["races"][name] = result.table()
 
         # 4. Hessian lab ------------------------------------------------------------------
@@ -210,32 +239,38 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
         tg.manual_seed(seed)
         fresh = nn.MLP([2, 32, 32, 2], activation="tanh")
         eos = hessian_lab.edge_of_stability(fresh, nn.functional.cross_entropy, X_tr, y_tr,
-                                            lr=1.0, steps=40 if quick else 400,
-                                            every=10, seed=seed)
+                                            lr=EOS_LR, steps=100 if quick else 1500,
+                                            every=25, seed=seed)
         p_eos = plots.sharpness(eos, os.path.join(folder, "edge_of_stability.png"))
         s = report.section("4. The Hessian lab",
                            f"The exact Hessian of the training loss of the chosen network "
                            f"({lab.n} parameters) by double backward, its eigenvalues, and "
                            "what Hessian-vector products alone find.")
-        s.table(["quantity", "value"], lab.rows())
+        s.table(["Quantity", "Value"], lab.rows())
+        s.text(_curvature_sentence(lab))
         lan_err = float(np.abs(lab.lanczos.eigenvalues[0] - lab.lam_max))
         s.text(f"Lanczos finds λmax = {lab.lanczos.eigenvalues[0]:.8g} with "
                f"{lab.lanczos.iterations} Hessian-vector products (error {lan_err:.1e} "
                f"against the exact spectrum); Hutchinson estimates the trace "
                f"{lab.trace_estimate:.4g} ± {lab.trace_stderr:.2g} (exact {lab.trace:.4g}).")
-        s.image(p_sp, "The spectrum (symmetric log scale; red: negative eigenvalues) and the "
+        s.image(p_sp, "Left: a histogram of log10|λ| over all eigenvalues (blue λ > 0, red "
+                      "λ < 0 by |λ|; the dashed line is the float64 zero cutoff). Right: the "
                       "top eigenvalues, exact against Lanczos.")
-        s.text(f"Edge of stability: full-batch gradient descent with η = {eos.lr:g} on a fresh "
-               f"2-32-32-2 network. Gradient descent is stable on a quadratic only while "
-               f"λmax < 2/η = {eos.threshold:g}; during training the sharpness rises towards "
-               "that line and then hovers around it (Cohen et al., 2021).")
-        s.image(p_eos, "Sharpness (λmax by Lanczos every 10 steps) against 2/η, and the loss.")
+        eos_sentences, eos_numbers = hessian_lab.describe_edge_of_stability(eos)
+        s.text("Edge of stability (Cohen et al., 2021), on a fresh 2-32-32-2 tanh network. "
+               + " ".join(eos_sentences))
+        s.image(p_eos, f"Sharpness (λmax by Lanczos every {int(eos.steps[1] - eos.steps[0])} "
+                       "steps) against 2/η (red dashed line; shaded above it), and the "
+                       "training loss.")
         summary["hessian"] = {k: getattr(lab, k) for k in
                               ("n", "lam_max", "lam_min", "condition", "n_negative", "kind",
                                "trace", "trace_estimate")}
         summary["hessian"]["lanczos_top"] = float(lab.lanczos.eigenvalues[0])
+        summary["hessian"]["condition_note"] = lab.condition_note
         summary["hessian"]["eos_max_sharpness"] = float(np.max(eos.sharpness))
         summary["hessian"]["eos_threshold"] = eos.threshold
+        summary["hessian"]["eos_sentences"] = eos_sentences
+        summary["hessian"]["eos_numbers"] = eos_numbers
 
         # 5. learning rates ---------------------------------------------------------------
         stages.start("learning rates")
@@ -251,12 +286,19 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
         curves = lr_finder.schedule_curves(100)
         p_sched = plots.schedule_gallery(curves, os.path.join(folder, "schedules.png"))
         s = report.section("5. Learning rates",
-                           "The range test (Smith 2017) raises the learning rate "
-                           "exponentially from 1e-4 to 10 while training SGD with momentum, "
-                           "and suggests the lr where the smoothed loss falls fastest.")
-        s.text(f"Suggested lr: {finder.suggestion:.3g} (steepest descent); the minimum "
-               f"of the smoothed loss divided by ten gives {finder.min_loss_lr:.3g}.")
-        s.image(p_lr, "Loss against learning rate.")
+                           f"The range test (Smith 2017) raises the learning rate "
+                           f"exponentially from {finder.lrs[0]:g} while training a fresh "
+                           "network with SGD and momentum, and suggests the lr where the "
+                           "smoothed loss falls fastest.")
+        s.text(f"It ran {len(finder.lrs)} mini-batches up to lr {finder.lrs[-1]:.3g} and "
+               f"ended because {finder.stop_reason}. "
+               + (_capital(finder.message) if finder.message else
+                  f"Suggested lr: {finder.suggestion:.3g} (steepest descent of the smoothed "
+                  f"loss); the lr of the smoothed minimum divided by ten gives "
+                  f"{finder.min_loss_lr:.3g}."))
+        s.image(p_lr, "Loss against learning rate (log scale): faint per batch, bold "
+                      "smoothed; the dashed red line (upper half) and the dotted purple line "
+                      "(lower half) are the two suggestions, with a dot on the curve each.")
         s.image(p_sched, f"All {len(curves)} schedules of optim.lr_scheduler, over 100 epochs "
                          "from lr = 0.1.")
         summary["lr_finder"] = {"suggestion": finder.suggestion,
@@ -265,7 +307,7 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
         # 6. the report -------------------------------------------------------------------
         stages.start("report")
         s = report.section("How this was made")
-        s.text("tinygrad-opt demo" + (" --quick" if quick else "") + f" (seed {seed}); "
+        s.text("Made by tinygrad-opt demo" + (" --quick" if quick else "") + f" (seed {seed}); "
                "every number above is reproducible with the same command. Python "
                f"{sys.version.split()[0]}, NumPy {np.__version__}.")
         path = report.write(os.path.join(folder, "report.html"))
@@ -277,6 +319,41 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
     if echo is not None:
         echo(format_summary(summary))
     return summary
+
+
+def _capital(text):
+    """``text`` with its first letter capitalised (a sentence of the report)."""
+    return text[:1].upper() + text[1:]
+
+
+def _zigzag_sentence(result):
+    """What the ill-conditioned race shows about exact-line-search GD, from its table."""
+    rows = {r["optimizer"]: r for r in result.table()}
+    gd = rows.get("gd-exact")
+    fast = {k: rows[k]["steps_to_tol"] for k in ("newton-cg", "bfgs")
+            if k in rows and rows[k]["steps_to_tol"]}
+    if gd is None or not fast:
+        return "Exact-line-search GD and Newton-CG/BFGS were not all in this race."
+    quick = max(fast.values())
+    named = " and ".join(f"{k} {v}" for k, v in fast.items())
+    if gd["steps_to_tol"] is None:
+        return (f"Gradient descent with exact line search zigzags across the valley and does "
+                f"not reach the tolerance in {result.steps} steps; {named} steps suffice "
+                "for the others.")
+    return (f"Gradient descent with exact line search zigzags across the valley: it needs "
+            f"{gd['steps_to_tol']} steps to the tolerance where {named} suffice "
+            f"({gd['steps_to_tol'] / quick:.0f}× as many as the slower of them).")
+
+
+def _curvature_sentence(lab):
+    """The lab's verdict in words, from its numbers."""
+    from .hessian_lab import GRAD_TOL
+
+    where = ("a critical point" if lab.critical else "not a critical point")
+    return (f"The gradient norm is {lab.grad_norm:.3g}, so this is {where} (the lab "
+            f"calls ‖∇L‖ ≤ {GRAD_TOL:g} critical); the curvature reads "
+            f"\"{lab.kind}\". The numerical rank is {lab.rank} of {lab.n} (eigenvalues above "
+            f"n·ε·λmax = {lab.zero_tol:.1e}); κ = λmax/λmin⁺ is {lab.condition_note}.")
 
 
 def format_summary(summary):
@@ -305,7 +382,7 @@ def format_summary(summary):
     if h:
         lines.append("")
         lines.append(f"Hessian lab: {h['n']} parameters, λmax {h['lam_max']:.6g} (Lanczos "
-                     f"{h['lanczos_top']:.6g}), κ {h['condition']:.3g}, {h['n_negative']} "
+                     f"{h['lanczos_top']:.6g}), κ {h['condition_note']}, {h['n_negative']} "
                      f"negative eigenvalues ({h['kind']}), trace {h['trace']:.4g} "
                      f"(Hutchinson {h['trace_estimate']:.4g})")
         lines.append(f"Edge of stability: max sharpness {h['eos_max_sharpness']:.3g} against "

@@ -9,9 +9,12 @@ For the loss L(θ) of a model with n parameters:
   ``create_graph=True`` and its Jacobian taken in one batched reverse pass
   (``tg.autograd.batched.hessian_matrix``); n² numbers, so up to a few
   thousand parameters. Its eigenvalues (``numpy.linalg.eigvalsh``) give
-  λmax, λmin, the condition number κ = λmax / λmin⁺ (λmin⁺ the smallest
-  eigenvalue above the zero threshold), and the number of negative
-  eigenvalues: none at a minimum, some at a saddle.
+  λmax, λmin, the numerical rank (eigenvalues above the float64 cutoff
+  n·ε·λmax), the condition number κ = λmax / λmin⁺ -- only where a spectral gap
+  makes it independent of the cutoff; a trained network's Hessian usually has a
+  continuum of tiny eigenvalues and is then called effectively singular -- and the
+  negative eigenvalues: none at a minimum, some at a saddle, which is a critical
+  point (‖∇L‖ ≈ 0); away from one only the Hessian's shape is named.
 * **Hessian-vector products** H v = ∇(∇L · v) (Pearlmutter's trick: one more
   backward pass through the gradient's graph, which :class:`HVP` builds once
   and reuses), never forming H, for any n:
@@ -27,9 +30,12 @@ For the loss L(θ) of a model with n parameters:
 
 * **Edge of stability** (:func:`edge_of_stability`, Cohen et al. 2021):
   gradient descent with step η is stable on a quadratic iff λmax < 2/η; on
-  networks full-batch GD sharpens λmax up to about 2/η and then hovers there.
+  networks full-batch GD often sharpens λmax up to about 2/η and then hovers there.
   The function trains with full-batch (heavy-ball) GD and records λmax by
-  Lanczos every few steps next to the threshold 2/η ((2 + 2β)/η with momentum β).
+  Lanczos every few steps next to the threshold 2/η ((2 + 2β)/η with momentum β);
+  :func:`describe_edge_of_stability` turns what was measured into sentences
+  (whether and when λmax reached 2/η, how far above it went, how long it stayed
+  near it), so a report never claims more than the run showed.
 
 Everything here runs in float64 on a copy of the model (the model passed in is
 not touched), on NumPy arrays for the small dense linear algebra.
@@ -52,6 +58,7 @@ __all__ = [
     "HessianReport",
     "LanczosResult",
     "analyze",
+    "describe_edge_of_stability",
     "edge_of_stability",
     "exact_hessian",
     "hutchinson_trace",
@@ -136,26 +143,61 @@ def exact_hessian(loss_fn, params):
     return _host(H)
 
 
-def summarize(eigenvalues, zero_tol=None):
-    """Numbers that describe a spectrum: λmax, λmin, λmin⁺, κ = λmax/λmin⁺, the counts
-    of negative / zero / positive eigenvalues (|λ| <= ``zero_tol`` counts as zero;
-    default 1e-8·max|λ|), the trace, and ``kind``: "minimum" (all positive),
-    "flat minimum" (positive semidefinite), or "saddle" (some negative)."""
+GAP = 1e3       # κ needs an empty band of this many times the zero cutoff above it
+GRAD_TOL = 1e-4  # ‖∇L‖ at or below this counts as a critical point
+
+
+def summarize(eigenvalues, zero_tol=None, grad_norm=None, grad_tol=GRAD_TOL, gap=GAP):
+    """Numbers that describe a spectrum, and only the ones it supports.
+
+    * **Zero cutoff** ``zero_tol`` (default n·ε·max|λ|, ε the float64 machine epsilon):
+      a symmetric eigensolver in float64 gets each eigenvalue right to about ε·max|λ|
+      per dimension, so an eigenvalue below the cutoff is indistinguishable from 0.
+      ``rank`` (the numerical rank) counts the eigenvalues above it.
+    * **Spectral gap**: κ = λmax/λmin⁺ only means something when it does not depend on
+      where the cutoff falls, i.e. when no |λ| lies in the band (cutoff, ``gap``·cutoff]
+      (three empty decades by default). Otherwise ``condition`` is NaN and
+      ``condition_note`` says "not defined (effectively singular)" with the count of
+      eigenvalues in that band (``n_small``).
+    * **Curvature** ``kind``: at a critical point (``grad_norm`` <= ``grad_tol``, or no
+      gradient given) "minimum" (all eigenvalues positive), "flat minimum" (positive
+      semidefinite) or "saddle" (some negative); away from one the Hessian alone is
+      described: "positive definite Hessian, not a critical point", "positive
+      semidefinite ...", or "indefinite Hessian, not a critical point".
+    """
     w = np.sort(np.asarray(eigenvalues, dtype=np.float64))
     scale = float(np.abs(w).max()) if w.size else 0.0
-    tol = 1e-8 * scale if zero_tol is None else float(zero_tol)
+    eps = float(np.finfo(np.float64).eps)
+    tol = max(w.size, 1) * eps * scale if zero_tol is None else float(zero_tol)
     negative = int((w < -tol).sum())
     zero = int((np.abs(w) <= tol).sum())
     positive = int((w > tol).sum())
+    small = int(((np.abs(w) > tol) & (np.abs(w) <= gap * tol)).sum())
     pos = w[w > tol]
     lam_min_pos = float(pos.min()) if pos.size else math.nan
     lam_max = float(w[-1]) if w.size else math.nan
-    kind = "saddle" if negative else ("flat minimum" if zero else "minimum")
+    if not pos.size:
+        condition, note = math.nan, "not defined (no positive eigenvalue)"
+    elif small:
+        condition = math.nan
+        note = (f"not defined (effectively singular: {small} eigenvalues lie between the "
+                f"float64 cutoff {tol:.1e} and {gap:g}× it, so λmin⁺ depends on the cutoff)")
+    else:
+        condition = lam_max / lam_min_pos
+        note = f"{condition:.4g}"
+    critical = grad_norm is None or grad_norm <= grad_tol
+    if critical:
+        kind = "saddle" if negative else ("flat minimum" if zero else "minimum")
+    else:
+        shape = ("indefinite" if negative and positive else
+                 "negative semidefinite" if negative else
+                 "positive semidefinite" if zero else "positive definite")
+        kind = f"{shape} Hessian, not a critical point"
     return {"lam_max": lam_max, "lam_min": float(w[0]) if w.size else math.nan,
-            "lam_min_pos": lam_min_pos,
-            "condition": lam_max / lam_min_pos if pos.size else math.inf,
+            "lam_min_pos": lam_min_pos, "condition": condition, "condition_note": note,
+            "rank": negative + positive, "n_small": small,
             "n_negative": negative, "n_zero": zero, "n_positive": positive,
-            "trace": float(w.sum()), "zero_tol": tol, "kind": kind}
+            "trace": float(w.sum()), "zero_tol": tol, "kind": kind, "critical": critical}
 
 
 class LanczosResult:
@@ -270,7 +312,9 @@ class HessianReport:
 
     ``n`` parameters, ``loss``, ``grad_norm``; with the exact Hessian (n <= the
     limit): ``hessian``, ``eigenvalues`` (ascending) and the :func:`summarize` numbers
-    as attributes (``lam_max``, ``condition``, ``n_negative``, ``kind``, ...);
+    as attributes (``lam_max``, ``rank``, ``zero_tol``, ``condition`` (NaN where no
+    spectral gap defines it) and ``condition_note`` (the number, or why not),
+    ``n_negative``, ``critical``, ``kind``, ...);
     always: ``lanczos`` (top-k by Lanczos), ``power`` (λ of largest |λ| and its
     products), ``trace_estimate`` and ``trace_stderr`` (Hutchinson), ``hvps`` (the
     Hessian-vector products used)."""
@@ -283,7 +327,9 @@ class HessianReport:
         out = [("parameters", self.n), ("loss", self.loss), ("‖∇L‖", self.grad_norm)]
         if self.eigenvalues is not None:
             out += [("λmax (exact)", self.lam_max), ("λmin (exact)", self.lam_min),
-                    ("λmin⁺", self.lam_min_pos), ("κ = λmax/λmin⁺", self.condition),
+                    (f"numerical rank (|λ| > {self.zero_tol:.1e} = n·ε·λmax)",
+                     f"{self.rank} of {self.n}"),
+                    ("λmin⁺", self.lam_min_pos), ("κ = λmax/λmin⁺", self.condition_note),
                     ("negative eigenvalues", self.n_negative),
                     ("≈ zero eigenvalues", self.n_zero), ("curvature", self.kind),
                     ("trace (exact)", self.trace)]
@@ -297,12 +343,13 @@ class HessianReport:
 
 
 def analyze(model, loss_fn, X, y, k=5, samples=100, exact_limit=EXACT_LIMIT, seed=0,
-            power_iters=300):
+            power_iters=300, grad_tol=GRAD_TOL):
     """Run the lab on ``loss_fn(model(X), y)`` at the model's current parameters.
 
     The model is copied to float64 (the original stays as it is). Returns a
     :class:`HessianReport`. The exact Hessian is formed when the model has at most
-    ``exact_limit`` parameters; the HVP methods always run.
+    ``exact_limit`` parameters; the HVP methods always run. The curvature is named
+    by :func:`summarize` with the gradient norm (``grad_tol``: a critical point).
     """
     net = _float64_copy(model)
     if hasattr(net, "eval"):
@@ -320,7 +367,8 @@ def analyze(model, loss_fn, X, y, k=5, samples=100, exact_limit=EXACT_LIMIT, see
     if n <= exact_limit:
         H = exact_hessian(loss, params)
         w = np.linalg.eigvalsh(H)
-        values.update(hessian=H, eigenvalues=w, **summarize(w))
+        values.update(hessian=H, eigenvalues=w,
+                      **summarize(w, grad_norm=values["grad_norm"], grad_tol=grad_tol))
     values["lanczos"] = lanczos(hvp, n, k=k, seed=seed)
     values["power"] = power_iteration(hvp, n, max_iter=power_iters, tol=1e-8, seed=seed)
     est, err, _ = hutchinson_trace(hvp, n, samples=samples, seed=seed)
@@ -385,3 +433,65 @@ def edge_of_stability(model, loss_fn, X, y, lr, steps=200, every=10, momentum=0.
                      loss=np.asarray(losses), lr=lr, momentum=momentum,
                      threshold=(2 + 2 * momentum) / lr, diverged=diverged)
 
+
+
+HOVER_BAND = 0.1  # "near 2/η" means within ±10 % of it
+
+
+def describe_edge_of_stability(result, band=HOVER_BAND):
+    """Sentences about an :class:`EoSResult`, each computed from its numbers.
+
+    Returns ``(sentences, numbers)``: ``numbers`` holds what the sentences say
+    (``start``, ``peak``, ``peak_step``, ``first_above`` (the first measured step with
+    λmax >= threshold, or None), ``above`` / ``near`` (measurements after
+    ``first_above`` above the threshold / within ±``band`` of it), ``after``
+    (measurements from ``first_above`` on), ``loss_rises`` (steps whose loss exceeded
+    the previous step's)), so a test can check every word against the run.
+    """
+    thr, lr = result.threshold, result.lr
+    name = "2/η" if not result.momentum else "(2 + 2β)/η"
+    s = np.asarray(result.sharpness, dtype=np.float64)
+    steps = np.asarray(result.steps)
+    losses = np.asarray(result.loss, dtype=np.float64)
+    numbers = {"threshold": thr, "start": float(s[0]) if s.size else math.nan,
+               "peak": float(s.max()) if s.size else math.nan,
+               "peak_step": int(steps[int(s.argmax())]) if s.size else None,
+               "first_above": None, "above": 0, "near": 0, "after": 0,
+               "loss_rises": int((np.diff(losses) > 0).sum()) if losses.size > 1 else 0,
+               "loss_steps": max(len(losses) - 1, 0)}
+    out = [(f"Full-batch gradient descent with η = {lr:g}: on a quadratic it is stable only "
+            f"while λmax < {name} = {thr:.3g}.")]
+    if not s.size:
+        return out + ["The loss was not finite at the start; nothing was measured."], numbers
+    start = numbers["start"]
+    out.append(f"At step 0 the sharpness λmax is {start:.3g}, "
+               + (f"{start / thr:.0%} of {name}." if start < thr else
+                  f"already {start / thr - 1:.0%} above {name}."))
+    crossed = np.nonzero(s >= thr)[0]
+    if not crossed.size:
+        out.append(f"It never reaches {name} in {int(steps[-1])} steps: its peak is "
+                   f"{numbers['peak']:.3g} ({numbers['peak'] / thr:.0%} of {name}) at step "
+                   f"{numbers['peak_step']}.")
+    else:
+        first = int(crossed[0])
+        tail = s[first:]
+        numbers.update(first_above=int(steps[first]), after=int(tail.size),
+                       above=int((tail >= thr).sum()),
+                       near=int((np.abs(tail / thr - 1) <= band).sum()))
+        if first > 0:
+            out.append(f"It rises to {name} by step {int(steps[first])} (progressive "
+                       "sharpening).")
+        out.append(f"Its peak is {numbers['peak']:.3g}, {numbers['peak'] / thr - 1:.0%} above "
+                   f"{name}, at step {numbers['peak_step']}.")
+        out.append(f"From step {int(steps[first])} to step {int(steps[-1])}, λmax is above "
+                   f"{name} in {numbers['above']} of {tail.size} measurements and within "
+                   f"±{band:.0%} of it in {numbers['near']}"
+                   + (f"; it ends at {float(s[-1]):.3g} ({float(s[-1]) / thr:.0%} of {name})."))
+    if losses.size > 1:
+        out.append(f"The training loss goes from {losses[0]:.3g} to {losses[-1]:.3g}"
+                   + (f", rising in {numbers['loss_rises']} of {numbers['loss_steps']} steps "
+                      "(it no longer falls monotonically)." if numbers["loss_rises"] else
+                      ", falling at every step."))
+    if result.diverged:
+        out.append(f"The loss became non-finite after step {len(losses)}: GD diverged.")
+    return out, numbers

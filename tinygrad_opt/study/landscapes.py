@@ -1,4 +1,5 @@
-"""Two-dimensional test functions for optimizer races, written with Tensor ops.
+"""Test functions for optimizer races -- two-dimensional, and two one-dimensional -- in
+Tensor ops.
 
 Each :class:`Landscape` is f(x, y) built from Tensor operations, so every
 optimizer runs on it -- first order (the gradient by backward), Newton (the
@@ -30,9 +31,22 @@ converges at rate |1 - η| along u -- the lecture's "poor conditioning"; on
 x² - y² the pure Newton step jumps onto the saddle.
 
 ``default_lr(spec)`` gives a step size for optimizers that have none: about
-1/λmax along the usual path for gradient descent and momentum, and a step of
-a few percent of the plotting box for the adaptive methods (Adam moves each
-coordinate by about lr per step whatever the gradient's size).
+1/λmax along the usual path for gradient descent (on the quadratic the best fixed
+step 2/(1 + κ), which zigzags across the valley as the lecture draws it), and a step
+of a few percent
+of the plotting box for the adaptive methods (Adam moves each coordinate by
+about lr per step whatever the gradient's size). Momentum and Nesterov get
+gradient descent's lr times (1 - β): on a steady slope the heavy ball's step
+grows to lr/(1 - β), so at the same lr it would take steps 10 times larger
+(β = 0.9) and oscillate where gradient descent does not. At lr·(1 - β) both
+have the same effective step, and momentum damps the zigzag, as the lecture
+draws it (issue 13: the fair comparison).
+
+The 1-D landscapes (``LANDSCAPES_1D``: ``parabola`` x², ``double_well``
+x⁴ - 3x² + x, with a local minimum at x ≈ 1.131 beside the global one at
+x ≈ -1.301) are the lecture's small/large learning-rate pictures: race them
+like the 2-D ones (``race.race("parabola", ["sgd:lr=0.1", "sgd:lr=0.9"])``)
+and draw them as a curve with the iterates on it (``plots.landscape_1d``).
 """
 
 import math
@@ -43,16 +57,18 @@ from .. import functions as F
 from ..function import no_grad
 from ..tensor import Tensor
 
-__all__ = ["LANDSCAPES", "Landscape", "get", "names", "quadratic"]
+__all__ = ["LANDSCAPES", "LANDSCAPES_1D", "Landscape", "get", "names", "names_1d",
+           "quadratic"]
 
 
 class Landscape:
-    """A 2-D test function with its usual start points and known minima.
+    """A test function of 2 (or 1) variables with its usual start points and known minima.
 
     Args:
         name: the registry name.
         title: for plots ("Rosenbrock").
-        fn: ``fn(x, y)`` -> f, elementwise Tensor ops (x, y Tensors of one shape).
+        fn: ``fn(x, y)`` -> f (``fn(x)`` in 1-D), elementwise Tensor ops (Tensors of one
+            shape). The number of variables is the length of the start points.
         minima: the known minimisers [(x, y), ...] (empty: none, e.g. the saddle).
         f_min: the minimum value f* (None when f is unbounded below).
         starts: {name: (x, y)}; the first is the default start.
@@ -75,12 +91,16 @@ class Landscape:
         self._residuals = residuals
         self.lr, self.adaptive_lr = lr, adaptive_lr
         self.log_levels, self.floor, self.note = log_levels, floor, note
+        self.dim = len(self.start)
 
     # -- evaluation -------------------------------------------------------------------
 
+    def _coords(self, p):
+        return [p[i] for i in range(self.dim)]
+
     def __call__(self, p):
-        """f(p) for a parameter Tensor p of shape (2,): a 0-d Tensor with its graph."""
-        return self.fn(p[0], p[1])
+        """f(p) for a parameter Tensor p of shape (dim,): a 0-d Tensor with its graph."""
+        return self.fn(*self._coords(p))
 
     def residuals(self, p):
         """The residual vector r(p) (f = Σ rᵢ² = 2·(½‖r‖²)); ValueError if none."""
@@ -90,19 +110,19 @@ class Landscape:
                              f"one of {', '.join(least_squares_names())}.")
         from ..functions import stack
 
-        return stack(list(self._residuals(p[0], p[1])))
+        return stack(list(self._residuals(*self._coords(p))))
 
     @property
     def least_squares(self):
         """Whether Gauss-Newton and Levenberg-Marquardt can run here."""
         return self._residuals is not None
 
-    def value(self, x, y):
-        """f on arrays (a grid for contours), as a float64 NumPy array."""
+    def value(self, *coords):
+        """f on arrays -- ``value(X, Y)`` (a grid for contours), ``value(X)`` in 1-D -- as
+        a float64 NumPy array."""
         with no_grad():
-            X = Tensor(np.asarray(x, dtype=np.float64))
-            Y = Tensor(np.asarray(y, dtype=np.float64))
-            return np.asarray(self.fn(X, Y).numpy(), dtype=np.float64)
+            args = [Tensor(np.asarray(c, dtype=np.float64)) for c in coords]
+            return np.asarray(self.fn(*args).numpy(), dtype=np.float64)
 
     def grid(self, n=200, bounds=None):
         """(X, Y, Z) on an n × n grid over ``bounds`` (default: the landscape's)."""
@@ -118,11 +138,11 @@ class Landscape:
         return next(iter(self.starts.values()))
 
     def distance(self, points):
-        """Distance from each point (an (n, 2) array, or one point) to the nearest known
+        """Distance from each point (an (n, dim) array, or one point) to the nearest known
         minimiser; NaN where there is none."""
         pts = np.asarray(points, dtype=np.float64)
         single = pts.ndim == 1
-        pts = pts.reshape(-1, 2)
+        pts = pts.reshape(-1, self.dim)
         if not self.minima:
             out = np.full(len(pts), np.nan)
         else:
@@ -136,9 +156,11 @@ class Landscape:
         return v - self.f_min if self.f_min is not None else np.full_like(v, np.nan)
 
     def default_lr(self, spec):
-        """A step size for an optimizer spec that gives none (see the module doc)."""
+        """A step size for an optimizer spec that gives none (see the module doc):
+        gradient descent's lr, times (1 - β) for momentum β."""
         if spec.family == "gd":
-            return self.lr
+            beta = float(spec.kwargs.get("momentum", 0.0) or 0.0)
+            return self.lr * (1.0 - beta)
         if spec.family == "adaptive":
             return self.adaptive_lr
         return None
@@ -212,7 +234,7 @@ def quadratic(kappa=20.0, angle=0.0):
         v = -s * x + c * y
         return [u * math.sqrt(0.5), v * math.sqrt(0.5 * kappa)]
 
-    lr = 1.0 / kappa
+    lr = 2.0 / (1.0 + kappa)  # the best fixed step: both directions shrink by (κ-1)/(κ+1)
     name = "quadratic" if (kappa, angle) == (20.0, 0.0) else \
         f"quadratic:kappa={kappa:g},angle={angle:g}"
     return Landscape(
@@ -221,7 +243,7 @@ def quadratic(kappa=20.0, angle=0.0):
         _sum_of_squares(residuals), minima=[(0.0, 0.0)], f_min=0.0,
         starts={"d2l": (-5.0, -2.0), "corner": (-5.0, 5.0)},
         bounds=((-6.0, 6.0), (-4.0, 4.0)), residuals=residuals, lr=lr, adaptive_lr=0.3,
-        note=f"condition number κ = {kappa:g}: gradient descent zigzags unless η ≪ 2/κ")
+        note=f"condition number κ = {kappa:g}: gradient descent zigzags unless η ≪ 1/κ")
 
 
 def _build():
@@ -271,14 +293,42 @@ def _build():
 
 
 LANDSCAPES = _build()
+
+
+def _build_1d():
+    out = {}
+    out["parabola"] = Landscape(
+        "parabola", "parabola x²", lambda x: x * x, minima=[(0.0,)], f_min=0.0,
+        starts={"right": (4.0,)}, bounds=((-5.0, 5.0),), lr=0.1, adaptive_lr=0.5,
+        log_levels=False,
+        note="f'' = 2: gradient descent creeps for lr ≪ 0.5, lands in one step at 0.5, "
+             "oscillates for 0.5 < lr < 1 and diverges for lr > 1")
+    out["double_well"] = Landscape(
+        "double_well", "double well x⁴ - 3x² + x", lambda x: x * x * x * x - 3 * x * x + x,
+        minima=[(-1.300839565941577,)], f_min=-3.5139050389347886,
+        starts={"right": (2.0,), "left": (-2.0,)}, bounds=((-2.2, 2.2),), lr=0.02,
+        adaptive_lr=0.1, log_levels=False,
+        note="a local minimum at x ≈ 1.131 (f ≈ -1.070) beside the global one at x ≈ -1.301 "
+             "(f ≈ -3.514): from the right a small step stops in the local one")
+    return out
+
+
+LANDSCAPES_1D = _build_1d()
+# The local minimiser of the double well (the global one is its ``minima``).
+DOUBLE_WELL_LOCAL_MIN = 1.1309011226299859
 _ALIASES = {"camel": "six_hump_camel", "six-hump-camel": "six_hump_camel",
             "sixhumpcamel": "six_hump_camel", "ill-conditioned": "quadratic",
             "ill_conditioned": "quadratic"}
 
 
 def names():
-    """The registry's names."""
+    """The 2-D registry's names (the races' contour plots, the lab)."""
     return list(LANDSCAPES)
+
+
+def names_1d():
+    """The 1-D landscapes' names."""
+    return list(LANDSCAPES_1D)
 
 
 def least_squares_names():
@@ -306,7 +356,10 @@ def get(spec):
             except ValueError:
                 raise ValueError(f"landscape quadratic: {k}={v!r} is not a number.") from None
         return quadratic(**kwargs)
+    if key in LANDSCAPES_1D and not rest.strip():
+        return LANDSCAPES_1D[key]
     if key not in LANDSCAPES or rest.strip():
-        raise ValueError(f"unknown landscape {spec!r}; choose from {', '.join(LANDSCAPES)} "
+        raise ValueError(f"unknown landscape {spec!r}; choose from "
+                         f"{', '.join(list(LANDSCAPES) + list(LANDSCAPES_1D))} "
                          "(quadratic takes :kappa=K,angle=DEGREES).")
     return LANDSCAPES[key]

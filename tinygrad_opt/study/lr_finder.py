@@ -12,12 +12,20 @@ learning rate grows exponentially,
 
 (or linearly), record the loss of every batch, smooth it with an exponential
 moving average s_i = β·loss_i + (1-β)·s_{i-1} (β = ``smooth_f`` = 0.05), and stop
-once s_i > ``diverge_th`` · min_j s_j (the loss exploded). The suggested lr is
-where the smoothed loss falls fastest -- the minimum of ds/d(log lr), ignoring
-the first ``skip_start`` and last ``skip_end`` points (pytorch-lr-finder's
-"steepest gradient"); ``min_loss_lr / 10`` (fastai's rule of thumb) is given
-too. The model's and optimizer's states are restored afterwards: the test
-only looks.
+when the loss diverges: a non-finite loss, or -- once ``skip_start`` points are in,
+so a few noisy first batches cannot stop it -- a smoothed loss above
+``diverge_th`` (5) times the best smoothed loss so far. The suggested lr is where
+the smoothed loss falls fastest -- the minimum of ds/d(log lr) over the points
+before the smoothed minimum, ignoring the first ``skip_start`` and last
+``skip_end`` points (pytorch-lr-finder's "steepest gradient"); ``min_loss_lr``
+(the lr of the smoothed minimum / 10, fastai's rule of thumb) is given too.
+
+The test can only suggest where the loss fell: when fewer than 3 points were
+recorded, or the smoothed loss never dropped by ``min_drop`` (10 %) below its
+first value (a model that is already trained, or a start_lr already too large),
+both suggestions are NaN, and ``message`` says why (and a ``RuntimeWarning``
+repeats it). The model's and optimizer's states are restored afterwards: the
+test only looks.
 
 **Schedule gallery**: :func:`schedule_curves` runs every scheduler of
 ``optim.lr_scheduler`` on a dummy optimizer and returns the lr of each epoch,
@@ -26,6 +34,7 @@ for :func:`tinygrad_opt.study.plots.schedule_gallery`.
 
 import copy
 import math
+import warnings
 
 import numpy as np
 
@@ -37,13 +46,17 @@ __all__ = ["SCHEDULES", "LRFinderResult", "lr_range_test", "schedule_curves", "s
 
 class LRFinderResult:
     """``lrs``, ``losses`` (raw), ``smoothed``, ``suggestion`` (steepest descent of the
-    smoothed loss), ``min_loss_lr`` (the lr at the lowest smoothed loss),
-    ``stopped_early`` (the loss diverged before ``num_iter``), ``best_loss``."""
+    smoothed loss), ``min_loss_lr`` (the lr at the lowest smoothed loss / 10),
+    ``stopped_early`` (the loss diverged before ``num_iter``), ``stop_reason`` (why
+    the test ended, a phrase), ``message`` (None, or why there is no suggestion),
+    ``best_loss``."""
 
-    def __init__(self, lrs, losses, smoothed, suggestion, min_loss_lr, stopped_early):
+    def __init__(self, lrs, losses, smoothed, suggestion, min_loss_lr, stopped_early,
+                 stop_reason="", message=None):
         self.lrs, self.losses, self.smoothed = lrs, losses, smoothed
         self.suggestion, self.min_loss_lr = suggestion, min_loss_lr
-        self.stopped_early = stopped_early
+        self.stopped_early, self.stop_reason = stopped_early, stop_reason
+        self.message = message
 
     @property
     def best_loss(self):
@@ -57,10 +70,13 @@ class LRFinderResult:
 
 def suggest(lrs, smoothed, skip_start=10, skip_end=5):
     """The lr where the smoothed loss falls fastest: argmin of the slope d s / d log(lr)
-    over the points left after skipping ``skip_start`` and ``skip_end`` (fewer when the
-    curve is short). NaN when fewer than 3 points remain."""
+    over the points up to the smoothed minimum, after skipping ``skip_start`` and
+    ``skip_end`` (fewer when the curve is short). NaN when fewer than 3 points remain."""
     lrs = np.asarray(lrs, dtype=np.float64)
     s = np.asarray(smoothed, dtype=np.float64)
+    if len(s):  # past the minimum the loss rises: the steepest *descent* lies before it
+        keep = max(int(np.argmin(s)) + 1 + skip_end, 3)
+        lrs, s = lrs[:keep], s[:keep]
     n = len(s)
     while n - skip_start - skip_end < 3 and (skip_start or skip_end):
         skip_start, skip_end = max(skip_start - 1, 0), max(skip_end - 1, 0)
@@ -74,7 +90,7 @@ def suggest(lrs, smoothed, skip_start=10, skip_end=5):
 
 def lr_range_test(model, loss_fn, optimizer, data, start_lr=1e-7, end_lr=10.0, num_iter=100,
                   step_mode="exp", smooth_f=0.05, diverge_th=5.0, batch_size=32, seed=0,
-                  skip_start=10, skip_end=5, progress=None):
+                  skip_start=10, skip_end=5, min_drop=0.1, progress=None):
     """Run the range test (see the module doc); returns an :class:`LRFinderResult`.
 
     ``data`` is ``(X, y)``, a TensorDataset or a DataLoader; batches cycle through it
@@ -100,7 +116,7 @@ def lr_range_test(model, loss_fn, optimizer, data, start_lr=1e-7, end_lr=10.0, n
     else:
         schedule = np.linspace(start_lr, end_lr, num_iter)
     lrs, losses, smoothed = [], [], []
-    stopped = False
+    stopped, reason = False, f"it ran all {num_iter} iterations"
     best = math.inf
     batches = iter(loader)
     try:
@@ -118,7 +134,7 @@ def lr_range_test(model, loss_fn, optimizer, data, start_lr=1e-7, end_lr=10.0, n
             loss = loss_fn(model(X), y)
             value = float(loss.item())
             if not math.isfinite(value):
-                stopped = True
+                stopped, reason = True, f"the loss became {value} at lr {lr:.3g}"
                 break
             loss.backward()
             optimizer.step()
@@ -129,8 +145,10 @@ def lr_range_test(model, loss_fn, optimizer, data, start_lr=1e-7, end_lr=10.0, n
             best = min(best, avg)
             if progress is not None:
                 progress(i + 1)
-            if avg > diverge_th * best:
+            if i >= skip_start and avg > diverge_th * best:
                 stopped = True
+                reason = (f"the smoothed loss {avg:.3g} exceeded {diverge_th:g}× the best "
+                          f"{best:.3g} at lr {lr:.3g}")
                 break
     finally:
         model.load_state_dict(saved_model)
@@ -138,9 +156,32 @@ def lr_range_test(model, loss_fn, optimizer, data, start_lr=1e-7, end_lr=10.0, n
         for group, lr in zip(optimizer.param_groups, saved_lrs):
             group["lr"] = lr
     lrs, losses, smoothed = (np.asarray(a, dtype=np.float64) for a in (lrs, losses, smoothed))
-    suggestion = suggest(lrs, smoothed, skip_start, skip_end)
-    min_loss_lr = float(lrs[int(np.argmin(smoothed))]) / 10 if len(smoothed) else math.nan
-    return LRFinderResult(lrs, losses, smoothed, suggestion, min_loss_lr, stopped)
+    message = _no_suggestion(lrs, smoothed, reason, min_drop, smooth_f)
+    if message is None:
+        suggestion = suggest(lrs, smoothed, skip_start, skip_end)
+        min_loss_lr = float(lrs[int(np.argmin(smoothed))]) / 10
+    else:
+        suggestion = min_loss_lr = math.nan
+        warnings.warn(f"lr_range_test: {message}", RuntimeWarning, stacklevel=2)
+    return LRFinderResult(lrs, losses, smoothed, suggestion, min_loss_lr, stopped, reason,
+                          message)
+
+
+def _no_suggestion(lrs, smoothed, reason, min_drop, smooth_f):
+    """Why the curve supports no suggestion (a sentence), or None when it does."""
+    if len(smoothed) < 3:
+        return (f"no suggestion: only {len(smoothed)} points were recorded before "
+                f"{reason}; lower start_lr.")
+    first, best = float(smoothed[0]), float(np.min(smoothed))
+    if not best < (1 - min_drop) * first:  # also a loss that starts at 0
+        return (f"no suggestion: the smoothed loss never fell {min_drop:.0%} below its first "
+                f"value ({first:.3g}; best {best:.3g} at lr {lrs[int(np.argmin(smoothed))]:.3g})"
+                f" before {reason}, so no lr shows fast descent. Run the test on a freshly "
+                "initialised model (a trained one has little left to lose) or lower start_lr"
+                + (f"; or raise num_iter: {len(smoothed)} batches are few for a smoothing "
+                   f"that averages over about {1 / smooth_f:.0f}." if len(smoothed) < 5 / smooth_f
+                   else "."))
+    return None
 
 
 # -- the schedule gallery ----------------------------------------------------------------------
@@ -178,6 +219,21 @@ def _schedules():
         "LinearWarmup + cosine": (
             lambda o, n: S.LinearWarmup(S.CosineAnnealingLR(o, T_max=n - max(1, n // 10)),
                                         warmup_steps=max(1, n // 10)), None),
+        "MultiplicativeLR (×0.97 per epoch)": (
+            lambda o, n: S.MultiplicativeLR(o, lambda t: 0.97), None),
+        "ConstantLR (1/3 for n/4)": (lambda o, n: S.ConstantLR(o, factor=1 / 3,
+                                                               total_iters=max(1, n // 4)), None),
+        "PolynomialLR (power 2)": (lambda o, n: S.PolynomialLR(o, total_iters=n, power=2.0),
+                                   None),
+        "CyclicLR (triangular)": (
+            lambda o, n: S.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=max(1, n // 8),
+                                    cycle_momentum=False), None),
+        "OneCycleLR": (lambda o, n: S.OneCycleLR(o, max_lr=0.1, total_steps=n,
+                                                 cycle_momentum=False), None),
+        "ChainedScheduler (constant, exponential)": (
+            lambda o, n: S.ChainedScheduler([S.ConstantLR(o, factor=0.5,
+                                                          total_iters=max(1, n // 5)),
+                                             S.ExponentialLR(o, gamma=0.97)]), None),
         "ReduceLROnPlateau (on a stalling loss)": (
             lambda o, n: S.ReduceLROnPlateau(o, factor=0.5, patience=max(1, n // 10)),
             plateau_metric),

@@ -4,18 +4,23 @@ Every function draws on a fresh ``matplotlib.figure.Figure`` with the Agg canvas
 (no pyplot, no window, no global backend switch), saves it to ``path`` (PNG
 unless the suffix says otherwise) and returns the path:
 
-* races: :func:`race_contour` (contours of f, every path, the line-search trial
-  points, start and minima), :func:`race_curves` (f - f* and ‖x - x*‖ per step and
-  per evaluation, log scale), :func:`race_gif` (the paths growing, PillowWriter);
+* races: :func:`race_contour` (contours of f, every path in its own colour, line
+  style and marker, the line-search trial points, start and minima; the frame grows
+  for paths that leave it a little, and marks where one leaves for good),
+  :func:`race_curves` (f - f* and ‖x - x*‖ per step and per evaluation, log scale),
+  :func:`race_gif` (the paths growing, ≥ 800 px wide, one palette for every frame);
 * training: :func:`loss_curves` (per-iteration loss, raw and EMA-smoothed),
   :func:`train_val_curves` (train and validation loss and accuracy per epoch:
   where validation turns up while training goes down, the model overfits),
-  :func:`decision_boundaries` (2-D classifiers);
-* curvature: :func:`spectrum` (eigenvalue histogram with Lanczos' estimates),
-  :func:`sharpness` (λmax against 2/η: the edge of stability);
+  :func:`decision_boundaries` (2-D classifiers: colour key, class legend, the
+  misclassified points circled);
+* curvature: :func:`spectrum` (histogram of log10|λ| with the zero cutoff, and
+  Lanczos' estimates), :func:`sharpness` (λmax against 2/η: the edge of stability);
 * learning rates: :func:`lr_finder`, :func:`schedule_gallery`;
 * sweeps: :func:`sweep_scatter` (score against lr per optimizer);
-* gradient checks: :func:`eps_sweep` (the V of finite-difference errors).
+* gradient checks: :func:`eps_sweep` (the V of finite-difference errors);
+* 1-D races: :func:`landscape_1d` (the curve with the iterates on it, diverged runs
+  crossed out); linear solvers: :func:`solver_race` (residual curves, direct solves).
 """
 
 import math
@@ -27,6 +32,7 @@ __all__ = [
     "available",
     "decision_boundaries",
     "eps_sweep",
+    "landscape_1d",
     "loss_curves",
     "lr_finder",
     "race_contour",
@@ -34,6 +40,7 @@ __all__ = [
     "race_gif",
     "schedule_gallery",
     "sharpness",
+    "solver_race",
     "spectrum",
     "sweep_scatter",
     "train_val_curves",
@@ -70,6 +77,11 @@ def _save(fig, path, dpi=100):
     os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     return path
+
+
+def _capital(text):
+    """A title with its first letter capitalised."""
+    return text[:1].upper() + text[1:]
 
 
 def _colors(n):
@@ -116,7 +128,7 @@ def _contour(ax, landscape, bounds=None, n=200, image=False):
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     for m in landscape.minima:
-        ax.plot(*m, marker="*", color="gold", markersize=14, markeredgecolor="k", zorder=5)
+        ax.plot(*m, marker="*", color="gold", markersize=14, markeredgecolor="k", zorder=45)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
 
@@ -127,24 +139,112 @@ def _lognorm(lo, hi):
     return LogNorm(vmin=lo, vmax=hi)
 
 
-def race_contour(race, path, trials=True, title=None):
-    """Contours of the landscape with every optimizer's path; line-search trial points
-    as small crosses in the path's colour; the start as a white dot, minima as stars."""
-    fig = _figure(7.2, 5.6)
-    ax = fig.add_subplot()
-    _contour(ax, race.landscape)
-    colors = _colors(len(race.runs))
-    for run, color in zip(race.runs, colors):
+_LINESTYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
+
+
+def _run_styles(n):
+    """(colour, line style, marker) per run: colour *and* shape differ, so a path drawn
+    over another stays identifiable."""
+    return [(color, _LINESTYLES[i % len(_LINESTYLES)], _MARKERS[i % len(_MARKERS)])
+            for i, color in enumerate(_colors(n))]
+
+
+def _frame(landscape, paths, grow=0.5):
+    """((x0, x1), (y0, y1)): the landscape's bounds, grown to take in every iterate when
+    that adds at most ``grow`` × the width (height) on a side; a path that goes further
+    is clipped, and :func:`_exits` marks where it leaves."""
+    (x0, x1), (y0, y1) = landscape.bounds
+    points = np.concatenate([p for p in paths if len(p)]) if paths else np.zeros((0, 2))
+    points = points[np.isfinite(points).all(axis=1)]
+    if not len(points):
+        return (x0, x1), (y0, y1)
+    out = []
+    for (lo, hi), values in (((x0, x1), points[:, 0]), ((y0, y1), points[:, 1])):
+        span = hi - lo
+        want_lo, want_hi = min(lo, values.min()), max(hi, values.max())
+        pad = 0.03 * span  # a grown side gets a margin so the end point is not on the edge
+        new_lo = lo if want_lo >= lo else (want_lo - pad if want_lo - pad >= lo - grow * span
+                                           else lo)
+        new_hi = hi if want_hi <= hi else (want_hi + pad if want_hi + pad <= hi + grow * span
+                                           else hi)
+        out.append((float(new_lo), float(new_hi)))
+    return tuple(out)
+
+
+def _exits(path, frame):
+    """The first step whose iterate lies outside ``frame`` and the point where the path
+    crosses the frame's edge on its way there: (step, (x, y), direction), or None."""
+    (x0, x1), (y0, y1) = frame
+    inside = ((path[:, 0] >= x0) & (path[:, 0] <= x1) & (path[:, 1] >= y0)
+              & (path[:, 1] <= y1))
+    outside = np.nonzero(~inside)[0]
+    if not len(outside) or outside[0] == 0:
+        return None
+    k = int(outside[0])
+    a, b = path[k - 1], path[k]
+    d = b - a
+    if not np.isfinite(d).all():
+        return k, tuple(a), (0.0, 0.0)
+    t = 1.0  # the largest fraction of the segment that stays inside the frame
+    for axis, (lo, hi) in enumerate(frame):
+        if d[axis] > 0 and b[axis] > hi:
+            t = min(t, (hi - a[axis]) / d[axis])
+        elif d[axis] < 0 and b[axis] < lo:
+            t = min(t, (lo - a[axis]) / d[axis])
+    return k, tuple(a + t * d), tuple(d)
+
+
+def _draw_paths(ax, race, frame, trials=True):
+    """Every run's path (longest first, so short second-order paths lie on top), its
+    line-search trials, and an arrowhead where a path leaves the frame; returns the
+    legend handles."""
+    from matplotlib.lines import Line2D
+
+    styles = _run_styles(len(race.runs))
+    order = sorted(range(len(race.runs)), key=lambda i: -len(race.runs[i].path))
+    handles = [None] * len(race.runs)
+    for depth, i in enumerate(order):
+        run, (color, style, marker) = race.runs[i], styles[i]
         p = run.path
-        ax.plot(p[:, 0], p[:, 1], "-o", color=color, markersize=2.5, linewidth=1.4,
-                label=f"{run.label} ({run.status})")
+        every = max(1, len(p) // 40)  # markers stay countable on long paths
+        # lower paths are drawn wider: where two coincide, both stay visible
+        width = 3.0 - 1.8 * depth / max(len(order) - 1, 1)
+        ax.plot(p[:, 0], p[:, 1], linestyle=style, marker=marker, markevery=every,
+                color=color, markersize=4, linewidth=width, zorder=3 + depth, clip_on=True)
         if trials:
             t = run.trial_points()
             if len(t):
-                ax.plot(t[:, 0], t[:, 1], "x", color=color, markersize=4, alpha=0.8)
-    ax.plot(*race.start, "o", color="white", markeredgecolor="k", markersize=8, zorder=6)
-    ax.legend(fontsize=7, loc="best", framealpha=0.8)
-    ax.set_title(title or f"{race.landscape.title}: {race.steps} steps"
+                ax.plot(t[:, 0], t[:, 1], "x", color=color, markersize=4, alpha=0.8,
+                        zorder=3 + depth)
+        label = f"{run.label} ({run.status})"
+        exit_ = _exits(p, frame)
+        if exit_ is not None:
+            k, point, (dx, dy) = exit_
+            angle = math.degrees(math.atan2(dy, dx)) - 90 if (dx or dy) else 0.0
+            ax.plot(*point, marker=(3, 0, angle), color=color, markersize=13,
+                    markeredgecolor="k", zorder=40, clip_on=False)
+            label += f", leaves the frame at step {k} (▲)"
+        handles[i] = Line2D([], [], color=color, linestyle=style, marker=marker,
+                            markersize=5, linewidth=1.6, label=label)
+    return handles
+
+
+def race_contour(race, path, trials=True, title=None):
+    """Contours of the landscape with every optimizer's path (a colour, line style and
+    marker each; the legend beside the picture, never over the valley); line-search
+    trial points as small crosses in the path's colour; the start as a white dot, minima
+    as stars. The frame grows to take in paths that leave it a little; a path that goes
+    further is clipped and an arrowhead marks where it leaves."""
+    frame = _frame(race.landscape, [r.path for r in race.runs])
+    fig = _figure(10.5, 5.6)
+    ax = fig.add_subplot()
+    _contour(ax, race.landscape, bounds=frame)
+    handles = _draw_paths(ax, race, frame, trials)
+    ax.plot(*race.start, "o", color="white", markeredgecolor="k", markersize=8, zorder=50)
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8,
+               title="optimizer (status)", title_fontsize=8)
+    ax.set_title(title or f"{_capital(race.landscape.title)}: {race.steps} steps"
                  + (" (lr tuned)" if race.fair else ""))
     return _save(fig, path)
 
@@ -176,46 +276,64 @@ def race_curves(race, path):
     axes[2].set_xlabel("function evaluations")
     axes[2].set_ylabel("f - f*" if has_min else "f")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{race.landscape.title}: convergence")
+    fig.suptitle(f"{_capital(race.landscape.title)}: convergence")
     return _save(fig, path)
 
 
-def race_gif(race, path, frames=60, fps=12, dpi=72):
-    """An animated GIF of the paths growing step by step (matplotlib's PillowWriter).
+def race_gif(race, path, frames=60, fps=12, dpi=80, width=10.5):
+    """An animated GIF of the paths growing step by step, ``width`` inches × ``dpi``
+    wide (840 px by default), the legend beside the picture.
 
     Steps are sampled log-spaced when the race is longer than ``frames`` (the early
     steps, where most happens, get more frames). The layout is fixed after the first
-    frame, and each frame is drawn once."""
-    from matplotlib.animation import PillowWriter
+    frame, each frame is drawn once, and every frame is mapped to one palette (made
+    from the finished picture), so a path keeps its colour from frame to frame."""
+    from PIL import Image
 
-    fig = _figure(6.0, 4.8)
+    frame_box = _frame(race.landscape, [r.path for r in race.runs])
+    fig = _figure(width, width * 0.53)
     ax = fig.add_subplot()
-    _contour(ax, race.landscape, n=120, image=True)
-    colors = _colors(len(race.runs))
+    _contour(ax, race.landscape, bounds=frame_box, n=120, image=True)
+    styles = _run_styles(len(race.runs))
     longest = max(run.steps for run in race.runs)
     frames = max(2, min(frames, longest + 1))
     ticks = np.unique(np.round(np.geomspace(1, longest + 1, frames)).astype(int) - 1) \
         if longest > frames else np.arange(longest + 1)
     lines = []
-    for run, color in zip(race.runs, colors):
-        (line,) = ax.plot([], [], "-o", color=color, markersize=2.5, linewidth=1.3,
-                          label=run.label)
+    for run, (color, style, marker) in zip(race.runs, styles):
+        (line,) = ax.plot([], [], linestyle=style, marker=marker, color=color, markersize=4,
+                          linewidth=1.6, label=run.label, animated=True)
         lines.append(line)
-    ax.plot(*race.start, "o", color="white", markeredgecolor="k", markersize=7, zorder=6)
-    ax.legend(fontsize=7, loc="upper right", framealpha=0.8)
-    title = ax.set_title(f"{race.landscape.title}: step 0")
+    (start,) = ax.plot(*race.start, "o", color="white", markeredgecolor="k", markersize=7,
+                       zorder=6, animated=True)
+    fig.legend(handles=lines, loc="outside right upper", fontsize=8)
+    name = _capital(race.landscape.title)
+    title = ax.set_title(f"{name}: step {longest}")  # sizes the layout
+    fig.set_dpi(dpi)
     fig.canvas.draw()
     fig.set_layout_engine("none")  # keep the first frame's layout: no reflow per frame
+    title.set_animated(True)
+    fig.canvas.draw()
+    # blitting: the contours are drawn once; each frame restores them and draws only the
+    # paths, the start and the title on top
+    background = fig.canvas.copy_from_bbox(fig.bbox)
+    images = []
+    for k in ticks:
+        fig.canvas.restore_region(background)
+        for run, line in zip(race.runs, lines):
+            p = run.path[:int(k) + 1]
+            line.set_data(p[:, 0], p[:, 1])
+            ax.draw_artist(line)
+        ax.draw_artist(start)
+        title.set_text(f"{name}: step {int(k)}")
+        ax.draw_artist(title)
+        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
+    palette = images[-1].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    frames_p = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    writer = PillowWriter(fps=fps)
-    with writer.saving(fig, path, dpi):
-        for k in ticks:
-            for run, line in zip(race.runs, lines):
-                p = run.path[:int(k) + 1]
-                line.set_data(p[:, 0], p[:, 1])
-            title.set_text(f"{race.landscape.title}: step {int(k)}")
-            writer.grab_frame()
+    frames_p[0].save(path, save_all=True, append_images=frames_p[1:], loop=0,
+                     duration=int(1000 / fps), optimize=False)
     return path
 
 
@@ -240,7 +358,7 @@ def loss_curves(histories, path, beta=0.98):
 
 def train_val_curves(histories, path):
     """Train (solid) and validation (dashed) loss and accuracy per epoch."""
-    fig = _figure(11, 4)
+    fig = _figure(12, 4)
     ax_loss, ax_acc = fig.subplots(1, 2)
     for (label, h), color in zip(histories.items(), _colors(len(histories))):
         ax_loss.plot(h.epoch, h.train_loss, color=color, label=f"{label} train")
@@ -253,41 +371,90 @@ def train_val_curves(histories, path):
     ax_loss.set_yscale("log")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (solid: train, dashed: validation)")
-    ax_loss.legend(fontsize=7, ncol=2)
+    fig.legend(handles=ax_loss.get_lines(), loc="outside right upper", fontsize=7)
     return _save(fig, path)
 
 
 def decision_boundaries(models, X, y, path, n=150):
-    """For each 2-D classifier: its predicted class over the plane, and the data."""
+    """For each 2-D classifier: what it predicts over the plane, with a colour key, and
+    the data -- one marker shape per class (the class legend), misclassified points
+    circled in black and counted in the panel's title.
+
+    Two classes: the predicted probability of class 1 (a diverging map, 0.5 at the
+    boundary, drawn as a black line). More classes: the predicted class."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.lines import Line2D
+
     from ..tensor import Tensor
     from ..train import predict
 
     X = np.asarray(X)
-    y = np.asarray(y)
+    y = np.asarray(y).reshape(-1)
+    classes = int(y.max()) + 1
     count = len(models)
     cols = min(count, 4)
     rows = -(-count // cols)
-    fig = _figure(3.4 * cols, 3.2 * rows)
+    fig = _figure(3.4 * cols + 1.4, 3.3 * rows + 0.4)
     axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
     pad = 0.5
     x0, x1 = X[:, 0].min() - pad, X[:, 0].max() + pad
     y0, y1 = X[:, 1].min() - pad, X[:, 1].max() + pad
     gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
     grid = np.c_[gx.ravel(), gy.ravel()].astype(X.dtype)
+    point_colors = _colors(max(classes, 2)) if classes > 2 else ["tab:red", "tab:blue"]
+    shapes = _MARKERS
+    binary = classes <= 2
+    if binary:
+        cmap, norm, levels = "RdBu", None, np.linspace(0, 1, 11)
+    else:
+        cmap = ListedColormap([point_colors[c] for c in range(classes)])
+        norm = BoundaryNorm(np.arange(classes + 1) - 0.5, classes)
+        levels = np.arange(classes + 1) - 0.5
+    filled = None
     for ax, (label, model) in zip(axes, models.items()):
-        out = predict(model, Tensor(grid)).numpy()
+        out = np.asarray(predict(model, Tensor(grid)).numpy(), dtype=np.float64)
+        scores = np.asarray(predict(model, Tensor(X.astype(grid.dtype))).numpy(),
+                            dtype=np.float64)
         if out.ndim == 2 and out.shape[1] > 1:
             e = np.exp(out - out.max(axis=1, keepdims=True))
-            z = (e[:, 1] / e.sum(axis=1)) if out.shape[1] == 2 else out.argmax(axis=1)
+            z = e[:, 1] / e.sum(axis=1) if binary else out.argmax(axis=1)
+            predicted = scores.argmax(axis=1)
         else:
             z = 1 / (1 + np.exp(-out.reshape(-1)))
-        ax.contourf(gx, gy, z.reshape(gx.shape), levels=20, cmap="RdBu", alpha=0.6)
-        ax.scatter(X[:, 0], X[:, 1], c=y, cmap="RdBu", edgecolors="k", s=10, linewidths=0.4)
-        ax.set_title(label, fontsize=9)
+            predicted = (scores.reshape(-1) > 0).astype(int)
+        filled = ax.contourf(gx, gy, z.reshape(gx.shape), levels=levels, cmap=cmap, norm=norm,
+                             alpha=0.45)
+        if binary:
+            ax.contour(gx, gy, z.reshape(gx.shape), levels=[0.5], colors="k", linewidths=1.2)
+        wrong = predicted != y
+        for c in range(classes):
+            mine = y == c
+            ax.scatter(X[mine, 0], X[mine, 1], color=point_colors[c], marker=shapes[c],
+                       edgecolors="white", s=16, linewidths=0.4, zorder=3)
+        ax.scatter(X[wrong, 0], X[wrong, 1], facecolors="none", edgecolors="k", s=70,
+                   linewidths=1.4, zorder=4)
+        ax.set_title(f"{label}\n{int(wrong.sum())} of {len(y)} misclassified", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
     for ax in axes[count:]:
         ax.set_visible(False)
+    handles = [Line2D([], [], linestyle="none", marker=shapes[c], color=point_colors[c],
+                      markersize=7, label=f"class {c}") for c in range(classes)]
+    handles.append(Line2D([], [], linestyle="none", marker="o", markerfacecolor="none",
+                          markeredgecolor="k", markersize=10, label="misclassified"))
+    if binary:
+        handles.append(Line2D([], [], color="k", linewidth=1.2, label="boundary (p = 0.5)"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="data")
+    if filled is not None:
+        bar = fig.colorbar(filled, ax=axes[:count].tolist(), location="right", shrink=0.8,
+                           pad=0.02)
+        if binary:
+            bar.set_label("predicted probability of class 1")
+        else:
+            bar.set_ticks(np.arange(classes))
+            bar.set_label("predicted class")
     return _save(fig, path)
 
 
@@ -295,8 +462,10 @@ def decision_boundaries(models, X, y, path, n=150):
 
 
 def spectrum(report, path):
-    """The Hessian's eigenvalues: a histogram on a symmetric-log axis (negative ones in
-    red), and the top eigenvalues exact (dots) against Lanczos' (crosses)."""
+    """The Hessian's eigenvalues: a histogram of log10|λ| (λ > 0 in blue, λ < 0 in red,
+    by |λ|) with the float64 zero cutoff n·ε·λmax marked (eigenvalues below it are
+    counted, not drawn), and the top eigenvalues exact (circles) against Lanczos'
+    (crosses)."""
     fig = _figure(11, 4)
     ax_hist, ax_top = fig.subplots(1, 2)
     w = report.eigenvalues
@@ -304,22 +473,28 @@ def spectrum(report, path):
         tol = max(report.zero_tol, 1e-300)
         big = w[np.abs(w) > tol]
         logs = np.log10(np.abs(big)) if big.size else np.zeros(0)
-        edges = np.linspace(np.floor(logs.min()) if big.size else 0,
-                            np.ceil(logs.max()) if big.size else 1, 41)
+        lo = min(np.floor(logs.min()) if big.size else 0, np.floor(np.log10(tol)))
+        edges = np.linspace(lo, np.ceil(logs.max()) if big.size else 1, 41)
         ax_hist.hist(logs[big > 0], bins=edges, color="tab:blue", alpha=0.75, label="λ > 0")
         if (big < 0).any():
             ax_hist.hist(logs[big < 0], bins=edges, color="tab:red", alpha=0.75,
                          label="λ < 0 (by |λ|)")
+        ax_hist.axvline(np.log10(tol), color="k", linestyle="--", linewidth=1.2,
+                        label=f"zero cutoff n·ε·λmax = {tol:.1e}")
         ax_hist.set_yscale("log")
-        ax_hist.set_xlabel(f"log10 |λ|   ({report.n_zero} with |λ| <= {tol:.1g} left out)")
-        ax_hist.set_ylabel("count")
-        ax_hist.set_title(f"{report.n} eigenvalues: κ = {report.condition:.3g}, "
-                          f"{report.n_negative} negative")
+        ax_hist.set_xlabel(f"log10 |λ|   ({report.n_zero} eigenvalues with |λ| ≤ cutoff "
+                           "not drawn)")
+        ax_hist.set_ylabel("number of eigenvalues")
+        kappa = (f"κ = {report.condition:.3g}" if math.isfinite(report.condition)
+                 else "κ not defined (effectively singular)")
+        ax_hist.set_title(f"Histogram of log10|λ| of the {report.n} eigenvalues\n"
+                          f"numerical rank {report.rank}, {kappa}, {report.n_negative} "
+                          "negative", fontsize=9)
         ax_hist.legend(fontsize=8)
     top = report.lanczos.eigenvalues
     k = np.arange(1, len(top) + 1)
     if w is not None:
-        ax_top.plot(k, w[::-1][:len(top)], "o", label="exact (eigvalsh)", markersize=8,
+        ax_top.plot(k, w[::-1][:len(top)], "o", label="exact (eigvalsh)", markersize=9,
                     fillstyle="none")
     ax_top.plot(k, top, "x", color="tab:orange", label=f"Lanczos ({report.lanczos.iterations}"
                 " HVPs)", markersize=8)
@@ -327,22 +502,31 @@ def spectrum(report, path):
     ax_top.set_xticks(k)
     ax_top.set_xlabel("rank")
     ax_top.set_ylabel("eigenvalue")
-    ax_top.set_title("top eigenvalues")
+    ax_top.set_title(f"Top {len(top)} eigenvalues", fontsize=9)
     ax_top.legend(fontsize=8)
     return _save(fig, path)
 
 
 def sharpness(result, path):
-    """λmax of the Hessian during full-batch GD against the stability threshold 2/η,
-    with the loss below: the edge of stability."""
-    fig = _figure(7, 5.2)
+    """λmax of the Hessian during full-batch GD against the stability threshold 2/η
+    (a thick red line, the region above it shaded and labelled), with the loss below:
+    the edge of stability. The y range always shows the threshold with room around it."""
+    fig = _figure(8, 5.6)
     ax_s, ax_l = fig.subplots(2, 1, sharex=True)
-    ax_s.plot(result.steps, result.sharpness, "o-", markersize=3, label="λmax (Lanczos)")
-    label = "2/η" if not result.momentum else f"(2+2β)/η, β = {result.momentum:g}"
-    ax_s.axhline(result.threshold, color="tab:red", linestyle="--", label=label)
+    thr = result.threshold
+    name = "2/η" if not result.momentum else f"(2+2β)/η, β = {result.momentum:g}"
+    top = max(float(np.max(result.sharpness)) if len(result.sharpness) else thr, thr) * 1.15
+    ax_s.axhspan(thr, top, color="tab:red", alpha=0.08, zorder=0)
+    ax_s.axhline(thr, color="tab:red", linestyle="--", linewidth=2.2, zorder=2,
+                 label=f"{name} = {thr:.3g}")
+    ax_s.plot(result.steps, result.sharpness, "o-", color="tab:blue", markersize=3,
+              linewidth=1.4, zorder=3, label="λmax (Lanczos)")
+    ax_s.text(0.01, top * 0.97, f"above {name}: unstable on a quadratic", color="tab:red",
+              fontsize=8, va="top", ha="left", transform=ax_s.get_yaxis_transform())
+    ax_s.set_ylim(0, top)
     ax_s.set_ylabel("sharpness λmax")
-    ax_s.legend(fontsize=8)
-    ax_s.set_title(f"full-batch GD, η = {result.lr:g}: edge of stability")
+    ax_s.legend(fontsize=8, loc="lower right")
+    ax_s.set_title(f"Full-batch GD with η = {result.lr:g}: sharpness against {name}")
     ax_l.plot(np.arange(len(result.loss)), result.loss, color="tab:green")
     ax_l.set_yscale("log")
     ax_l.set_xlabel("step")
@@ -354,22 +538,43 @@ def sharpness(result, path):
 
 
 def lr_finder(result, path):
-    """The range test: raw and smoothed loss against lr (log), the suggestion marked."""
-    fig = _figure(6.4, 4.2)
+    """The range test: raw (faint) and smoothed loss against lr (log), on a y range
+    that shows where the loss falls (from a little below the lowest smoothed loss to a
+    little above the first: the divergence at the end is cut, and said so); the two
+    suggestions as differently coloured and dashed lines with a marker on the curve
+    each. Without a suggestion the title says why."""
+    fig = _figure(7.5, 4.5)
     ax = fig.add_subplot()
-    ax.plot(result.lrs, result.losses, color="tab:blue", alpha=0.3, label="loss")
-    ax.plot(result.lrs, result.smoothed, color="tab:blue", label="smoothed")
-    if math.isfinite(result.suggestion):
-        ax.axvline(result.suggestion, color="tab:red", linestyle="--",
-                   label=f"steepest: {result.suggestion:.2g}")
-    if math.isfinite(result.min_loss_lr):
-        ax.axvline(result.min_loss_lr, color="tab:green", linestyle=":",
-                   label=f"min / 10: {result.min_loss_lr:.2g}")
+    lrs, smoothed = np.asarray(result.lrs), np.asarray(result.smoothed)
+    ax.plot(lrs, result.losses, color="tab:blue", alpha=0.25, linewidth=0.9,
+            label="loss per batch")
+    ax.plot(lrs, smoothed, color="tab:blue", linewidth=2, label="smoothed (EMA)")
+    # the two lines often fall close together: one spans the upper half, the other the
+    # lower half, so both stay visible whatever their values
+    marks = (("suggestion", "steepest descent", "tab:red", "--", 1, (0.5, 1.0)),
+             ("min_loss_lr", "minimum / 10", "tab:purple", ":", 10, (0.0, 0.5)))
+    for attr, what, color, style, factor, (y_lo, y_hi) in marks:
+        lr = getattr(result, attr)
+        if math.isfinite(lr):
+            ax.axvline(lr, y_lo, y_hi, color=color, linestyle=style, linewidth=2.2,
+                       label=f"{what}: lr = {lr:.2g}")
+            at = int(np.argmin(np.abs(np.log(lrs) - math.log(lr * factor))))
+            ax.plot(lrs[at], smoothed[at], "o", color=color, markersize=8, zorder=5,
+                    markeredgecolor="k")
+    if len(smoothed):
+        finite = smoothed[np.isfinite(smoothed)]
+        low, high = float(finite.min()), float(max(finite[0], finite.min()))
+        span = max(high - low, 1e-12)
+        ax.set_ylim(low - 0.15 * span, high + 0.35 * span)
+        if np.nanmax(np.asarray(result.losses)) > high + 0.35 * span:
+            ax.text(0.99, 0.98, "losses above the top are cut", transform=ax.transAxes,
+                    ha="right", va="top", fontsize=8, color="grey")
     ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
+    ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("training loss")
-    ax.legend(fontsize=8)
-    ax.set_title("learning-rate range test")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Learning-rate range test" if result.message is None else
+                 "Learning-rate range test: no suggestion (see the message)", fontsize=10)
     return _save(fig, path)
 
 
@@ -415,6 +620,7 @@ def sweep_scatter(result, path):
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("validation loss (× = diverged)")
+    ax.set_title("Sweep: validation loss of every trial")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -431,6 +637,82 @@ def eps_sweep(eps_values, errors, path):
         ax.axvline(np.finfo(dtype).eps ** (1 / 3), linestyle=":", color=color)
     ax.set_xlabel("finite-difference step h (dotted: ε^(1/3))")
     ax.set_ylabel("max relative error")
-    ax.set_title("truncation (right) against round-off (left)")
+    ax.set_title("Finite differences: truncation error (right) against round-off (left)")
     ax.legend()
+    return _save(fig, path)
+
+
+# -- 1-D landscapes and linear solvers (issue 13) ----------------------------------------------
+
+
+def landscape_1d(race, path, title=None):
+    """A 1-D race drawn as the lecture's small/large learning-rate pictures: the curve
+    f(x) over the landscape's bounds and each run's iterates (x_k, f(x_k)) on it, joined
+    in order; the start is a black dot, the global minimum a star, and a run that
+    diverged ends with a cross at the last iterate inside the frame ("diverged" in the
+    legend, as in the tables)."""
+    landscape = race.landscape
+    if landscape.dim != 1:
+        raise ValueError(f"landscape_1d draws 1-D races; {landscape.name} has "
+                         f"{landscape.dim} variables (use race_contour).")
+    (x0, x1), = landscape.bounds
+    grid = np.linspace(x0, x1, 400)
+    curve = landscape.value(grid)
+    fig = _figure(7.5, 4.8)
+    ax = fig.subplots()
+    ax.plot(grid, curve, color="k", linewidth=1.5, zorder=1)
+    styles = _run_styles(len(race.runs))
+    with np.errstate(all="ignore"):
+        for run, (color, linestyle, marker) in zip(race.runs, styles):
+            xs = run.path[:, 0]
+            inside = np.isfinite(xs) & (xs >= x0) & (xs <= x1)
+            last = int(np.nonzero(inside)[0][-1]) if inside.any() else 0
+            shown = xs[:last + 1]
+            ax.plot(shown, landscape.value(shown), color=color, linestyle=linestyle,
+                    marker=marker, markersize=4, linewidth=0.8, alpha=0.85, zorder=3,
+                    label=f"{run.label} ({run.status})")
+            if run.status == "diverged":
+                ax.plot(shown[-1], landscape.value(shown[-1:])[0], marker="x", color=color,
+                        markersize=14, markeredgewidth=3, zorder=5)
+    start = race.start[0]
+    ax.plot(start, landscape.value([start])[0], "o", color="k", markersize=7, zorder=6)
+    for (m,) in landscape.minima:
+        ax.plot(m, landscape.value([m])[0], marker="*", color="gold", markersize=14,
+                markeredgecolor="k", zorder=6)
+    span = float(np.nanmax(curve) - np.nanmin(curve))
+    ax.set_ylim(float(np.nanmin(curve)) - 0.05 * span, float(np.nanmax(curve)) + 0.05 * span)
+    ax.set_xlim(x0, x1)
+    ax.set_xlabel("x")
+    ax.set_ylabel("f(x)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or race.caption(), fontsize=9)
+    return _save(fig, path)
+
+
+def solver_race(result, path):
+    """Relative residual ‖b - A x_k‖/‖b‖ against the iteration for each iterative solver
+    of a :mod:`~tinygrad_opt.study.solver_race` result (log scale, the tolerance dotted),
+    and each direct solver as one marker at iteration 1, where its single factorisation
+    lands."""
+    fig = _figure(7.5, 4.8)
+    ax = fig.subplots()
+    styles = _run_styles(len(result.runs))
+    for run, (color, linestyle, marker) in zip(result.runs, styles):
+        residuals = np.maximum(np.asarray(run.residuals, dtype=np.float64), FLOOR)
+        status = "" if run.converged else " (diverged)" if run.message.startswith(
+            "diverged") else " (not converged)"
+        if run.direct:
+            ax.plot([1], residuals, marker=marker, color=color, markersize=10, linestyle="",
+                    label=f"{run.method} (direct){status}")
+        else:
+            ax.plot(np.arange(len(residuals)), residuals, color=color, linestyle=linestyle,
+                    label=f"{run.method}: {run.niter} iterations{status}")
+    ax.axhline(result.tol, color="grey", linestyle=":", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("iteration (products with A)")
+    ax.set_ylabel("‖b - A x‖ / ‖b‖")
+    ax.legend(fontsize=8)
+    ax.set_title(f"linear solvers on A x = b (n = {result.n})")
     return _save(fig, path)

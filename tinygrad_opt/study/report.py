@@ -87,6 +87,11 @@ class Section:
         self.parts.append("".join(out))
         return self
 
+    def raw(self, fragment):
+        """HTML made by the library itself, as is (tg.graph.html_figure's SVG figure)."""
+        self.parts.append(fragment)
+        return self
+
     def pre(self, text):
         """Preformatted text (a terminal table, DOT source)."""
         self.parts.append(f"<pre>{html.escape(str(text))}</pre>")

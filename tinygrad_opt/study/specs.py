@@ -11,7 +11,11 @@ contract* it needs:
 * ``"graph"`` -- Newton, Newton-CG, BFGS and GD-with-line-search
   differentiate the loss themselves: the closure returns it with its graph;
 * ``"residual"`` -- Gauss-Newton and Levenberg-Marquardt want the residual
-  vector r (the loss is ½‖r‖²).
+  vector r (the loss is ½‖r‖²);
+* ``"value"`` -- the derivative-free methods (random search, random local
+  search, numerical-gradient descent, simulated annealing, an evolution
+  strategy; :mod:`~tinygrad_opt.study.derivative_free`) only read the loss's
+  value, as often as they need.
 
 :func:`closure_for` builds the right closure for a loss function (and a
 residual function, for least squares).
@@ -25,6 +29,7 @@ curvature), and otherwise uses the class's default (PyTorch's).
 import inspect
 
 from .. import optim
+from . import derivative_free as dfo
 
 __all__ = ["NAMES", "OptimizerSpec", "closure_for", "names", "parse", "parse_list"]
 
@@ -65,9 +70,21 @@ _TABLE = {
     "gauss-newton": (optim.GaussNewton, {}, "residual", "own", "Gauss-Newton JᵀJ δ = -Jᵀr"),
     "lm": (optim.LevenbergMarquardt, {}, "residual", "own",
            "Levenberg-Marquardt, trust region"),
+    "random-search": (dfo.RandomSearch, {}, "value", "own",
+                      "random points around the start, keep the best (no gradient)"),
+    "random-local-search": (dfo.RandomLocalSearch, {}, "value", "own",
+                            "perturb the best point, keep improvements (no gradient)"),
+    "numerical-gd": (dfo.NumericalGD, {}, "value", "gd",
+                     "gradient descent on forward differences, h = 1e-4 (n + 1 evaluations)"),
+    "annealing": (dfo.SimulatedAnnealing, {}, "value", "own",
+                  "simulated annealing, Metropolis acceptance, geometric cooling"),
+    "evolution": (dfo.EvolutionStrategy, {}, "value", "own",
+                  "(μ/μ, λ) evolution strategy, 20 children, 5 parents"),
 }
 _ALIASES = {"gd": "sgd", "heavy-ball": "momentum", "nag": "nesterov", "l-bfgs": "lbfgs",
-            "levenberg-marquardt": "lm", "gn": "gauss-newton", "newtoncg": "newton-cg"}
+            "levenberg-marquardt": "lm", "gn": "gauss-newton", "newtoncg": "newton-cg",
+            "simulated-annealing": "annealing", "sa": "annealing", "es": "evolution",
+            "evolution-strategy": "evolution", "numerical-gradient": "numerical-gd"}
 
 NAMES = tuple(_TABLE)
 
@@ -101,7 +118,8 @@ class OptimizerSpec:
         label (str): what plots and tables show (``"adam"``, ``"sgd lr=0.01"``).
         cls: the optimizer class.
         kwargs (dict): the fixed arguments plus the ones the user gave.
-        contract (str): ``"first"``, ``"graph"`` or ``"residual"`` (see the module).
+        contract (str): ``"first"``, ``"graph"``, ``"residual"`` or ``"value"`` (see the
+            module).
         family (str): ``"gd"``, ``"adaptive"`` or ``"own"``: where a default lr comes from.
     """
 
@@ -245,7 +263,7 @@ def closure_for(spec, optimizer, loss_fn, residual_fn=None, on_eval=None):
             if on_eval is not None:
                 on_eval()
             return residual_fn()
-    elif spec.contract == "graph":
+    elif spec.contract in ("graph", "value"):  # the optimizer differentiates, or only reads
         def closure():
             if on_eval is not None:
                 on_eval()

@@ -17,7 +17,9 @@ dimension with more distinct values than a grid).
 **The trial** (:func:`train_trial`, the default objective) trains an MLP on a toy
 data set and scores it on a *validation split* (the test split is never looked
 at) or by *k-fold cross validation* (``cv=k``: k models, each validated on the
-fold it did not see, the score is the mean). Lower is better (validation loss).
+fold it did not see; the record keeps every fold's score in ``fold_scores`` and the
+score is their mean, reported with the standard deviation over the folds). Lower is
+better (validation loss).
 
 **Running**: each configuration gets a stable id (a hash of its JSON), and runs
 as one call of the objective
@@ -25,14 +27,18 @@ as one call of the objective
 * on a local ``concurrent.futures.ProcessPoolExecutor`` (default), or
 * on a Dask cluster when ``executor`` is a scheduler address (``"tcp://host:8786"``)
   or a ``distributed.Client`` (the ``dist`` extra) -- the same objective, submitted
-  with ``client.submit(..., retries=retries)``; no scheduler of our own;
+  with ``client.submit(..., retries=retries)``; no scheduler of our own. An address
+  is checked before anything is written, and connecting gives up after
+  ``connect_timeout`` seconds (a :class:`SchedulerError`, results file untouched);
 * or in this process (``executor="serial"``), for debugging.
 
 Each finished trial is appended *at once* to a JSON-lines results file by this
 process alone (one ``write`` on an ``O_APPEND`` descriptor, then ``fsync``), so an
 interrupted sweep loses at most the trials that were running; :func:`run_sweep`
 skips the ids already in the file with status ``ok`` or ``diverged`` (resume), and
-a partial last line left by a crash is cut off. A trial whose loss becomes NaN or
+a partial last line left by a crash is cut off. A file that holds trials of another
+sweep (ids not among ``configs``) is refused, not silently mixed in
+(``extend=True`` adds to it on purpose). A trial whose loss becomes NaN or
 infinite is recorded as ``diverged`` (score null) and never stops the sweep.
 A trial that raises is retried ``retries`` times, then recorded as ``error``
 (retried on the next resume). A worker process that dies takes its running trial
@@ -46,7 +52,9 @@ import itertools
 import json
 import math
 import os
+import re
 import socket
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -56,9 +64,11 @@ import numpy as np
 __all__ = [
     "DATASETS",
     "LogUniform",
+    "SchedulerError",
     "SweepResult",
     "Uniform",
     "grid_configs",
+    "is_scheduler_address",
     "load_results",
     "random_configs",
     "run_sweep",
@@ -194,6 +204,11 @@ def _hidden(spec):
     return [int(h) for h in str(spec).split("-") if h]
 
 
+# Dask workers run trials on threads: seeding the default generator and drawing a
+# model's initial weights from it must not interleave with another trial's.
+_INIT_LOCK = threading.Lock()
+
+
 def train_trial(config):
     """Train an MLP as ``config`` says and score it on held-out data; returns a dict.
 
@@ -207,7 +222,8 @@ def train_trial(config):
     ``diverge_factor`` [10].
 
     Returns ``{"score": mean validation loss, "val_loss", "val_acc", "train_loss",
-    "folds"}``, or ``{"status": "diverged", "score": None, ...}`` when the loss
+    "folds", "fold_scores" (each fold's validation loss), "fold_std" (their standard
+    deviation; 0 for a single split)}``, or ``{"status": "diverged", "score": None, ...}`` when the loss
     became NaN or infinite, or when the last epoch's training loss is more than
     ``diverge_factor`` times the loss of the first mini-batch (it blew up, even if
     float arithmetic has not overflowed yet).
@@ -243,8 +259,9 @@ def train_trial(config):
     results = []
     started = time.perf_counter()
     for k, (train, val) in enumerate(folds):
-        tg.manual_seed(int(cfg["seed"]) * 1000 + k)
-        model = nn.MLP(sizes, activation=cfg["activation"])
+        with _INIT_LOCK:
+            tg.manual_seed(int(cfg["seed"]) * 1000 + k)
+            model = nn.MLP(sizes, activation=cfg["activation"])
         optimizer = spec.build(model.parameters())
         try:
             with np.errstate(all="ignore"):
@@ -264,7 +281,8 @@ def train_trial(config):
     v = np.asarray(results)
     return {"score": float(v[:, 0].mean()), "val_loss": float(v[:, 0].mean()),
             "val_acc": float(v[:, 1].mean()), "train_loss": float(v[:, 2].mean()),
-            "folds": len(folds), "seconds": time.perf_counter() - started}
+            "folds": len(folds), "fold_scores": [float(f) for f in v[:, 0]],
+            "fold_std": float(v[:, 0].std()), "seconds": time.perf_counter() - started}
 
 
 # -- results file ------------------------------------------------------------------------------
@@ -360,14 +378,54 @@ def _error_record(tid, config, error, attempts):
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-def _is_dask(executor):
+class SchedulerError(OSError):
+    """The Dask scheduler could not be reached (nothing was written)."""
+
+
+# tcp://host:8786, tls://10.1.2.3:8786, [::1]:8786, host:8786 (Dask's default protocol is tcp)
+_ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)"
+                      r":(\d{1,5})$")
+
+
+def is_scheduler_address(text):
+    """Whether ``text`` reads as a Dask scheduler address (protocol://host:port or
+    host:port, port 1..65535): checked before anything is created."""
+    match = _ADDRESS.match(str(text))
+    return bool(match) and 0 < int(match.group(1)) < 65536
+
+
+def _kind(executor):
+    """"serial", "process" or "dask" for a valid ``executor``; ValueError otherwise."""
+    if executor in ("serial", "process", None):
+        return executor or "process"
     if isinstance(executor, str):
-        return "://" in executor or (":" in executor and executor.rsplit(":", 1)[1].isdigit())
-    return type(executor).__name__ == "Client" and hasattr(executor, "submit")
+        if is_scheduler_address(executor):
+            return "dask"
+    elif type(executor).__name__ == "Client" and hasattr(executor, "submit"):
+        return "dask"
+    raise ValueError(f"run_sweep: executor={executor!r} must be 'process', 'serial', a Dask "
+                     "scheduler address (tcp://host:port) or a distributed.Client.")
+
+
+def _connect(address, timeout):
+    """A ``distributed.Client`` of the scheduler at ``address``, or SchedulerError after
+    ``timeout`` seconds."""
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - the dist extra is installed in development
+        raise ImportError("a Dask sweep needs dask.distributed: pip install "
+                          "'tinygrad-opt[dist]'.") from None
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as error:
+        raise SchedulerError(f"cannot reach the Dask scheduler at {address} within "
+                             f"{timeout:g} s ({type(error).__name__}); is it running, and is "
+                             "the address right?") from None
 
 
 def run_sweep(configs, objective=train_trial, results="runs/sweep/results.jsonl",
-              executor="process", workers=None, retries=2, progress=True, callback=None):
+              executor="process", workers=None, retries=2, progress=True, callback=None,
+              connect_timeout=10.0, extend=False):
     """Run ``objective(config)`` for every configuration not finished in ``results``.
 
     Args:
@@ -382,17 +440,29 @@ def run_sweep(configs, objective=train_trial, results="runs/sweep/results.jsonl"
         retries: extra attempts for a trial that raises or loses its worker.
         progress: a tqdm bar over the trials (on a terminal).
         callback: ``callback(record)`` after each record is written.
+        connect_timeout: seconds to wait for a Dask scheduler given by its address.
+        extend: allow a results file that already holds trials of another sweep.
 
     Returns a :class:`SweepResult` over every record in the file.
     """
+    kind = _kind(executor)
     unique, seen = [], set()
     for config in configs:
         tid = trial_id(config)
         if tid not in seen:
             seen.add(tid)
             unique.append((tid, config))
-    done = {r["trial_id"] for r in load_results(results) if r.get("status") in FINISHED}
+    previous = load_results(results)
+    foreign = {r["trial_id"] for r in previous} - seen
+    if foreign and not extend:
+        raise ValueError(f"run_sweep: {os.fspath(results)} already holds {len(foreign)} trials "
+                         "of another sweep (configurations not in this one); give a new "
+                         "results file, delete it, or pass extend=True to add to it.")
+    done = {r["trial_id"] for r in previous if r.get("status") in FINISHED}
     todo = [(tid, c) for tid, c in unique if tid not in done]
+    client = None
+    if todo and kind == "dask" and isinstance(executor, str):
+        client = _connect(executor, connect_timeout)  # before anything is written
     appender = _Appender(results)
     bar = _bar(progress, len(todo))
 
@@ -408,17 +478,16 @@ def run_sweep(configs, objective=train_trial, results="runs/sweep/results.jsonl"
     try:
         if not todo:
             pass
-        elif executor == "serial":
+        elif kind == "serial":
             _run_serial(todo, objective, retries, emit)
-        elif _is_dask(executor):
-            _run_dask(todo, objective, retries, emit, executor)
-        elif executor in ("process", None):
-            _run_pool(todo, objective, retries, emit, workers)
+        elif kind == "dask":
+            _run_dask(todo, objective, retries, emit, client or executor)
         else:
-            raise ValueError(f"run_sweep: executor={executor!r} must be 'process', 'serial', a "
-                             "Dask scheduler address (tcp://host:port) or a distributed.Client.")
+            _run_pool(todo, objective, retries, emit, workers)
     finally:
         appender.close()
+        if client is not None:
+            client.close()
         if bar is not None:
             bar.close()
     return SweepResult(load_results(results), skipped=len(unique) - len(todo))
@@ -494,14 +563,9 @@ def _pool_round(pool, pending, attempts, objective, retries, emit):
     return again
 
 
-def _run_dask(todo, objective, retries, emit, executor):
-    try:
-        from distributed import Client, as_completed
-    except ImportError:  # pragma: no cover - the dist extra is installed in development
-        raise ImportError("a Dask sweep needs dask.distributed: pip install "
-                          "'tinygrad-opt[dist]'.") from None
-    own = not isinstance(executor, Client)
-    client = Client(executor) if own else executor
+def _run_dask(todo, objective, retries, emit, client):
+    from distributed import as_completed
+
     token = os.urandom(4).hex()
     trials = {}
     futures = []
@@ -523,9 +587,6 @@ def _run_dask(todo, objective, retries, emit, executor):
     except BaseException:
         client.cancel(futures)
         raise
-    finally:
-        if own:
-            client.close()
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -565,8 +626,9 @@ class SweepResult:
 
     def summary(self, ignore=("seed",)):
         """Trials grouped by their configuration without ``ignore`` (the seeds): one row
-        per group with the mean and standard deviation of the score over the seeds, how
-        many finished and how many diverged; sorted by mean score."""
+        per group with the mean and standard deviation of the score over the seeds, every
+        fold's score of its k-fold trials (``fold_scores``) and their standard deviation
+        (``fold_std``), how many finished and how many diverged; sorted by mean score."""
         groups = {}
         for r in self.records:
             key = json.dumps({k: v for k, v in r["config"].items() if k not in ignore},
@@ -575,7 +637,11 @@ class SweepResult:
         rows = []
         for key, members in groups.items():
             scores = [m["score"] for m in members if m["status"] == "ok"]
+            folds = [f for m in members if m["status"] == "ok"
+                     for f in m.get("fold_scores") or ()]
             rows.append({"config": json.loads(key), "n": len(members),
+                         "fold_scores": folds,
+                         "fold_std": float(np.std(folds)) if len(folds) > 1 else 0.0,
                          "diverged": sum(m["status"] == "diverged" for m in members),
                          "errors": sum(m["status"] == "error" for m in members),
                          "mean": float(np.mean(scores)) if scores else math.inf,
@@ -598,14 +664,22 @@ class SweepResult:
         fixed = {k: rows[0]["config"].get(k) for k in keys
                  if len({json.dumps(r["config"].get(k)) for r in rows}) == 1} if rows else {}
         keys = [k for k in keys if k not in fixed]
-        head = keys + ["score (mean ± std)", "val_acc", "runs", "diverged"]
+        k_fold = any(len(r["fold_scores"]) > r["n"] for r in rows)
+        head = keys + ["score (mean ± std over seeds)"]
+        head += ["folds (mean ± std over folds)"] if k_fold else []
+        head += ["val_acc", "runs", "diverged"]
         body = []
         for r in rows[:top]:
             cells = [_cell(r["config"].get(k)) for k in keys]
             score = "diverged" if not math.isfinite(r["mean"]) else \
                 f"{r['mean']:.4f} ± {r['std']:.4f}"
+            cells.append(score)
+            if k_fold:
+                folds = r["fold_scores"]
+                cells.append(f"{np.mean(folds):.4f} ± {r['fold_std']:.4f} ({len(folds)})"
+                             if folds else "—")
             acc = "—" if math.isnan(r["val_acc"]) else f"{r['val_acc']:.3f}"
-            body.append(cells + [score, acc, str(r["n"]), str(r["diverged"])])
+            body.append(cells + [acc, str(r["n"]), str(r["diverged"])])
         c = self.counts()
         title = (f"sweep: {len(self.records)} trials ({', '.join(f'{v} {k}' for k, v in c.items())})"
                  + (f"; {self.skipped} already in the results file" if self.skipped else "")
