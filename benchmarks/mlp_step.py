@@ -1,7 +1,8 @@
 """One full training step of an MLP — forward, cross-entropy, backward, Adam, zero_grad — in
-float32: tinygrad_opt vs hand-written NumPy vs PyTorch on the CPU (when installed).
+float32: tinygrad_opt (its default flat-buffer Adam, and the eager per-parameter Adam) vs
+hand-written NumPy vs PyTorch on the CPU (when installed).
 
-The three run in the same process on the same data and weights, alternating in short windows;
+All of them run in the same process on the same data and weights, alternating in short windows;
 each window gives every implementation's time per step, and the table reports medians of the
 per-window times and of the per-window ratios (which cancels the machine's slow drifts).
 Then the peak memory of 100 steps of the mid model, measured with tracemalloc (it sees NumPy's
@@ -41,6 +42,7 @@ from _mlp import BETAS, EPS, LR, init_weights, ours_mlp, torch_mlp, train_step
 
 import tinygrad_opt as tg
 from tinygrad_opt import nn, optim
+from tinygrad_opt.optim import flat
 
 try:
     import torch
@@ -115,10 +117,23 @@ def torch_step(sizes, X, y):
 
 
 def ours_step(sizes, X, y):
+    """The default: Adam runs once over flat buffers holding the small parameters
+    (optim/flat.py)."""
     model = ours_mlp(sizes)
     opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
     return train_step(model, opt, nn.functional.cross_entropy, tg.tensor(X), tg.tensor(y),
                       zero_grad_first=False, host_loss=True)
+
+
+def eager_step(sizes, X, y):
+    """The same step with the flat buffers off: Adam's rule runs once per parameter."""
+    step = ours_step(sizes, X, y)
+
+    def per_parameter():
+        with flat.disabled():
+            return step()
+
+    return per_parameter
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -176,7 +191,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     windows, window_s = (3, 0.05) if args.quick else (15, 0.25)
     rng = np.random.default_rng(0)
-    makers = {"ours": ours_step, "numpy": numpy_step}
+    makers = {"ours": ours_step, "eager": eager_step, "numpy": numpy_step}
     if torch is not None:
         makers["torch"] = torch_step
     else:
@@ -185,8 +200,10 @@ def main(argv=None):
     threads = args.threads or "default"
     print(f"one training step (forward, cross-entropy, backward, Adam, zero_grad), float32, "
           f"median of {windows} alternating windows, {os.cpu_count()} cores, threads: {threads}")
-    header = (f"{'model':<26}{'ours':>12}{'numpy':>12}{'torch':>12}{'ours/numpy':>12}"
-              f"{'ours/torch':>12}  goal")
+    print("ours: flat-buffer Adam (the default); eager: per-parameter Adam "
+          "(tinygrad_opt.optim.flat.disabled()); ratios are ours over each column")
+    header = (f"{'model':<26}{'ours':>12}{'eager':>12}{'numpy':>12}{'torch':>12}"
+              f"{'ours/eager':>12}{'ours/numpy':>12}{'eager/numpy':>12}{'ours/torch':>12}  goal")
     print(header)
     print("-" * len(header))
     results = {}
@@ -200,16 +217,20 @@ def main(argv=None):
         med = {key: statistics.median(times) for key, times in per_step.items()}
         ratio = {key: statistics.median(a / b for a, b in zip(per_step["ours"], per_step[key]))
                  for key in per_step if key != "ours"}
+        eager_numpy = statistics.median(a / b for a, b in zip(per_step["eager"],
+                                                              per_step["numpy"]))
         ok = ratio.get(against)
         verdict = "n/a" if ok is None else ("ok" if ok <= bound else "MISSED")
         label = f"{name} {'-'.join(map(str, sizes))} b{batch}"
-        cells = [fmt_time(med[key]) if key in med else f"{'-':>11}" for key in
-                 ("ours", "numpy", "torch")]
-        rcells = [f"{ratio[key]:11.2f}x" if key in ratio else f"{'-':>12}" for key in
-                  ("numpy", "torch")]
-        print(f"{label:<26}{cells[0]:>12}{cells[1]:>12}{cells[2]:>12}{rcells[0]}{rcells[1]}"
-              f"  <= {bound}x {against}: {verdict}")
-        results[name] = {"median_s": med, "ratio": ratio, "verdict": verdict}
+        cells = "".join(f"{fmt_time(med[key]) if key in med else '-':>12}" for key in
+                        ("ours", "eager", "numpy", "torch"))
+        rcells = "".join(f"{ratio[key]:11.2f}x" if key in ratio else f"{'-':>12}" for key in
+                         ("eager", "numpy"))
+        rcells += f"{eager_numpy:11.2f}x"
+        rcells += f"{ratio['torch']:11.2f}x" if "torch" in ratio else f"{'-':>12}"
+        print(f"{label:<26}{cells}{rcells}  <= {bound}x {against}: {verdict}")
+        results[name] = {"median_s": med, "ratio": ratio, "eager/numpy": eager_numpy,
+                         "verdict": verdict}
 
     if not args.only or "mid" in args.only:
         name, sizes, batch, _ = CONFIGS[1]
@@ -217,12 +238,14 @@ def main(argv=None):
         y = rng.integers(0, sizes[-1], batch).astype(np.int64)
         n_steps = 20 if args.quick else 100
         ours = peak_memory(ours_step, sizes, X, y, n_steps)
+        eager = peak_memory(eager_step, sizes, X, y, n_steps)
         hand = peak_memory(numpy_step, sizes, X, y, n_steps)
         print(f"\npeak memory over {n_steps} steps of the mid model (tracemalloc: weights, "
               f"Adam state, gradients, temporaries): ours {ours / 2**20:.2f} MiB, "
-              f"hand NumPy {hand / 2**20:.2f} MiB, ratio {ours / hand:.2f}x (goal <= 1.5x)"
-              "; PyTorch: not measurable here (its allocator is invisible to tracemalloc).")
-        results["memory"] = {"ours": ours, "numpy": hand}
+              f"eager {eager / 2**20:.2f} MiB, hand NumPy {hand / 2**20:.2f} MiB, "
+              f"ratio ours/numpy {ours / hand:.2f}x (goal <= 1.5x); PyTorch: not measurable "
+              "here (its allocator is invisible to tracemalloc).")
+        results["memory"] = {"ours": ours, "eager": eager, "numpy": hand}
     return results
 
 

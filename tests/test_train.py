@@ -155,8 +155,8 @@ def test_no_progress_bar_without_tqdm(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    assert train._progress_bar(True, 10) is None
-    assert train._progress_bar(False, 10) is None
+    assert train.progress_bar(True, 10) is None
+    assert train.progress_bar(False, 10) is None
 
 
 def _resumable_run(train_set, val_set, epochs, resume=None, init_seed=0, path=None):

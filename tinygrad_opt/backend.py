@@ -4,8 +4,10 @@ A Tensor holds a backend array: a ``numpy.ndarray`` on the CPU, a
 ``cupy.ndarray`` on an NVIDIA GPU. Ops never name numpy: they ask
 :func:`xp_of` for the namespace of their inputs and call ``xp.exp`` etc., so
 one code path serves every device. A backend is registered by its array type
-(:func:`register_backend`); CuPy registers itself lazily, the first time a
-``cuda`` device is asked for, so importing tinygrad_opt never imports CuPy.
+(:func:`register_backend`) and a device family by its name (:func:`register_device`).
+This module names no device but the CPU: ``cuda.py`` registers the 'cuda' family
+when it is imported, and imports CuPy (registering its arrays) only the first time
+a ``cuda`` device is asked for, so importing tinygrad_opt never imports CuPy.
 """
 
 import numpy as np
@@ -28,23 +30,25 @@ def register_backend(array_type, namespace, device_of_array):
     _BACKENDS[array_type] = (namespace, device_of_array)
 
 
-# device family (the part before ':') -> (namespace, to_device(array, 'family:N')), for
-# devices other than 'cpu' and 'cuda' -- the test suite's strict arrays ('strict:0') use it.
+# device family (the part before ':') -> (namespace, to_device(array, 'family:N')) for every
+# device but 'cpu': 'cuda' (cuda.py registers it) and the test suite's strict arrays ('strict:0').
 _DEVICES = {}
 
 
 def register_device(family, namespace, to_device):
     """Teach ``normalize_device``, ``namespace_for_device`` and ``transfer`` a device
-    family besides 'cpu' and 'cuda' (with :func:`register_backend` for its arrays)."""
+    family besides 'cpu' (with :func:`register_backend` for its arrays). ``namespace`` is
+    the array module, or a function returning it, so that a device whose library is heavy
+    or missing (CuPy) loads it only when a tensor first asks for that device."""
     _DEVICES[family] = (namespace, to_device)
 
 
 def is_device(name):
-    """True for 'cpu', 'cuda', 'cuda:N' and registered families ('strict', 'strict:N')."""
+    """True for 'cpu' and registered families: 'cuda', 'cuda:N', 'strict', 'strict:N'."""
     if not isinstance(name, str):
         return False
     family, _, index = name.partition(":")
-    return (family in ("cpu", "cuda") or family in _DEVICES) and (not index or index.isdigit())
+    return (family == "cpu" or family in _DEVICES) and (not index or index.isdigit())
 
 
 def _lookup(array):
@@ -185,12 +189,8 @@ def namespace_for_device(device):
     name = normalize_device(device)
     if name == "cpu":
         return np
-    family = name.partition(":")[0]
-    if family in _DEVICES:
-        return _DEVICES[family][0]
-    from . import cuda
-
-    return cuda.namespace()
+    namespace = _DEVICES[name.partition(":")[0]][0]
+    return namespace() if callable(namespace) else namespace  # modules are not callable
 
 
 def normalize_device(device):
@@ -199,10 +199,6 @@ def normalize_device(device):
         return "cpu"
     name = str(device)
     if name == "cpu":
-        return name
-    if name == "cuda":
-        return "cuda:0"
-    if name.startswith("cuda:") and name[5:].isdigit():
         return name
     family, _, index = name.partition(":")
     if family in _DEVICES and (not index or index.isdigit()):
@@ -218,14 +214,18 @@ def to_host(array):
     return getter() if getter is not None else np.asarray(array)
 
 
+def host_floats(xp, *values):
+    """Several device scalars as Python floats, in one transfer: the numbers a
+    decision (a line search, a stopping test) needs, fetched without a sync each."""
+    if xp.__name__ == "numpy":
+        return [float(v) for v in values]
+    return [float(v) for v in to_host(xp.stack([xp.asarray(v, dtype="float64")
+                                                for v in values]))]
+
+
 def transfer(array, device):
     """``array`` copied to ``device`` ('cpu' or 'cuda:N')."""
     device = normalize_device(device)
     if device == "cpu":
         return to_host(array)
-    family = device.partition(":")[0]
-    if family in _DEVICES:
-        return _DEVICES[family][1](array, device)
-    from . import cuda
-
-    return cuda.to_device(array, device)
+    return _DEVICES[device.partition(":")[0]][1](array, device)

@@ -14,7 +14,10 @@ exit code 1).
 
 import argparse
 import importlib
+import os
 import sys
+
+from .commands import COMMANDS
 
 PROG = "tinygrad-opt"
 
@@ -52,8 +55,6 @@ def _load(module_name):
 
 def build_parser():
     """The parser with every subcommand of the table registered."""
-    from .commands import COMMANDS
-
     parser = _Parser(prog=PROG, description="A small autograd engine with a complete "
                                             "optimizer stack: pictures, training, races.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -72,7 +73,6 @@ def main(argv=None):
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
-            from .commands import COMMANDS
             parser.error(f"choose a command: {', '.join(COMMANDS)}")
         prog = f"{PROG} {args.command}"
         try:
@@ -89,8 +89,6 @@ def main(argv=None):
         except BrokenPipeError:
             # The reader went away (`tinygrad-opt race | head`): stop quietly, and
             # point stdout at devnull so the interpreter's final flush cannot fail.
-            import os
-
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         return 0 if code is None else int(code)

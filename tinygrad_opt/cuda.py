@@ -28,6 +28,8 @@ The optimizers' updates and ReLU's backward run as fused kernels on the GPU
 
 import functools
 
+from .backend import normalize_device, register_backend, register_device, to_host
+
 INSTALL = "pip install tinygrad-opt[gpu]"
 
 _why_no_cupy = None  # the ImportError (or CUDA library error) of the last failed import
@@ -38,12 +40,10 @@ def _cupy():
     """Import CuPy and register its arrays with the engine, or None."""
     global _why_no_cupy
     try:
-        import cupy
+        import cupy  # optional (the gpu extra): imported at the first GPU tensor
     except Exception as error:  # ImportError, or a CUDA library that fails to load
         _why_no_cupy = error
         return None
-    from .backend import register_backend
-
     register_backend(cupy.ndarray, cupy, _device_of)
     return cupy
 
@@ -92,8 +92,6 @@ def _index(device=None):
     if isinstance(device, int) and not isinstance(device, bool):
         index = device
     else:
-        from .backend import normalize_device
-
         name = normalize_device(device)
         if not name.startswith("cuda:"):
             raise ValueError(f"{device!r} is not a GPU; use 'cuda', 'cuda:N' or an int.")
@@ -190,7 +188,10 @@ def to_device(array, device):
         if isinstance(array, cupy.ndarray):  # copy() copies onto the current GPU
             return array if array.device.id == index else array.copy()
         if not hasattr(array, "__array_interface__"):
-            from .backend import to_host
-
             array = to_host(array)  # another backend's array goes through the host
         return cupy.asarray(array)
+
+
+# The backend names no device but the CPU: this module teaches it 'cuda' when imported
+# (tinygrad_opt/__init__.py imports it), and namespace() loads CuPy at the first GPU tensor.
+register_device("cuda", namespace, to_device)

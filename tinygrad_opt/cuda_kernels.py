@@ -128,7 +128,7 @@ def _kernel(name, body, inputs, scalars, outputs):
     key = (name, body, tuple(inputs), tuple(scalars), tuple(outputs))
     kernel = _KERNELS.get(key)
     if kernel is None:
-        import cupy
+        import cupy  # optional (the gpu extra): only a GPU run gets here
 
         in_params = ", ".join(f"T {n}" for n in list(inputs) + list(scalars))
         out_params = ", ".join(f"T {n}" for n in outputs)

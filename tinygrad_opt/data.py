@@ -29,6 +29,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import backend
+from .creation import generator
 from .tensor import Tensor
 
 __all__ = [
@@ -174,7 +175,7 @@ def load_digits(scale=True):
     With ``scale=True`` the pixel values 0..16 are divided by 16.
     """
     try:
-        from sklearn.datasets import load_digits as sk_load_digits
+        from sklearn.datasets import load_digits as sk_load_digits  # optional (the data extra)
     except ImportError:
         raise ImportError("load_digits needs scikit-learn, which is not installed: run "
                           "pip install 'tinygrad-opt[data]'.") from None
@@ -434,7 +435,6 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         if seed is None:
-            from .creation import generator
             seed = int(generator().integers(2**31))
         self.seed = int(seed)
         self.epoch = 0

@@ -23,7 +23,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import backend, versions
-from .backend import xp_of
+from .backend import device_of, xp_of
 from .grad_mode import (  # noqa: F401  (grad mode lives in its own file; re-exported here)
     DEFAULT_MODE,
     _set_grad_mode,
@@ -367,8 +367,6 @@ def list_shapes(inputs):
 
 def _op_error(op, inputs, attrs, error):
     """One sentence naming the op, what it was given, and the fix."""
-    from .backend import device_of
-
     name = op.__name__.lower()
     devices = sorted({device_of(t.data) for t in inputs if isinstance(t, Tensor)})
     if len(devices) > 1:

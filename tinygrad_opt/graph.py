@@ -73,7 +73,8 @@ import graphviz
 import numpy as np
 
 from . import function
-from .tensor import Tensor
+from .autograd.walk import backward_order
+from .tensor import Tensor, seed_gradient
 
 __all__ = ["SCREEN", "TINY", "DotNotFoundError", "dot_available", "draw_graph", "html_figure",
            "picture_size", "render"]
@@ -588,8 +589,9 @@ def _handed(t, g, node, inputs, values, recorded):
 
 
 def _simulate_backward(root, values, vertices=None):
-    """Replay the engine's backward walk (tinygrad_opt/autograd/engine.py) on
-    the root, changing nothing: no .grad is set, no node is freed.
+    """Replay the engine's backward on the root, in the order of the walk the
+    engine itself takes (``autograd/walk.py``), changing nothing: no .grad is
+    set, no node is freed.
 
     Returns (steps, visits, edge_grads, totals): the tensors whose backward
     function runs, in the engine's order; the same interleaved with the leaves
@@ -603,35 +605,20 @@ def _simulate_backward(root, values, vertices=None):
     root = vertices.vertex(root)
     if not root.requires_grad:  # nothing to differentiate
         return [], [], {}, {}
-    counts = {}  # consumer counts along edges that need a gradient, as the engine's
-    stack = [root] if root._node is not None else []
-    seen = set(stack)
-    while stack:
-        node = stack.pop()._node
-        for inp, needed in zip(vertices.inputs(node), node.needs_input_grad):
-            if needed:
-                if inp in counts:
-                    counts[inp] += 1
-                else:
-                    counts[inp] = 1
-                    if inp._node is not None and inp not in seen:
-                        seen.add(inp)
-                        stack.append(inp)
     recorded = _traced(root._node)
     if recorded:
         kept = root._node.trace.grad
         seed = _UNKNOWN if kept is None or kept is function.SHAPE_ONLY else kept
     elif values:
-        from .tensor import _seed_gradient
-        seed = _seed_gradient("draw_graph", root, None)
+        seed = seed_gradient("draw_graph", root, None)
     else:
         seed = _UNKNOWN
     grads, totals, edge_grads = {root: seed}, {}, {}
     steps, visits = [], []
-    ready = [root]
-    while ready:
-        t = ready.pop()  # a stack, exactly as the engine's `ready`
-        g = grads.pop(t)
+    for t in backward_order([root], inputs_of=lambda t: vertices.inputs(t._node)):  # the engine's very order
+        g = grads.pop(t, None)
+        if g is None:  # no gradient reached it
+            continue
         totals[t] = g
         visits.append(t)
         node = t._node
@@ -641,33 +628,11 @@ def _simulate_backward(root, values, vertices=None):
         inputs = vertices.inputs(node)
         handed = _handed(t, g, node, inputs, values, recorded)
         for i, (inp, needed) in enumerate(zip(inputs, node.needs_input_grad)):
-            if not needed:
-                continue
-            gi = handed[i]
-            if gi is not None:
+            if needed and handed[i] is not None:
+                gi = handed[i]
                 edge_grads[(t, i)] = gi
                 grads[inp] = _add(grads[inp], gi) if inp in grads else gi
-            counts[inp] -= 1
-            if counts[inp] == 0:
-                if inp in grads:
-                    ready.append(inp)
-                else:
-                    _skip(inp, counts, ready, grads, vertices)
     return steps, visits, edge_grads, totals
-
-
-def _skip(tensor, counts, ready, grads, vertices):
-    """As the engine's _skip: a tensor no gradient reached releases its inputs."""
-    stack = [tensor]
-    while stack:
-        node = stack.pop()._node
-        if node is None:
-            continue
-        for inp, needed in zip(vertices.inputs(node), node.needs_input_grad):
-            if needed:
-                counts[inp] -= 1
-                if counts[inp] == 0:
-                    (ready.append(inp) if inp in grads else stack.append(inp))
 
 
 def _backward_info(root, want_values, n_ops, vertices):

@@ -34,7 +34,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import backend
+from . import backend, cuda
+from .nn.module import Parameter
+from .tensor import Tensor
 
 HEADER = "__tinygrad_opt__"
 FORMAT = "tinygrad_opt checkpoint"
@@ -70,8 +72,6 @@ class _Encoder:
         return name
 
     def encode(self, obj, where="obj", depth=0):
-        from .tensor import Tensor
-
         if depth > MAX_DEPTH:
             raise ValueError(f"tg.save: {where} is nested more than {MAX_DEPTH} levels deep "
                              "(or contains itself); save a flatter structure.")
@@ -88,8 +88,6 @@ class _Encoder:
         if isinstance(obj, float):
             return obj if type(obj) is float else float(obj)
         if isinstance(obj, Tensor):
-            from .nn.module import Parameter
-
             entry = {"t": "tensor", "a": self._array(obj, obj.data, where),
                      "device": obj.device}
             if obj.requires_grad:
@@ -340,8 +338,6 @@ class _Reader:
         except ValueError:
             raise _not_ours(self.path, f"a tensor is on the unknown device {device!r}") from None
         if device.startswith("cuda"):
-            from . import cuda
-
             if not cuda.is_available():
                 raise RuntimeError(f"tg.load: {self.path} holds tensors saved on {saved}, but "
                                    "CUDA is not available here; pass map_location='cpu' to "
@@ -415,15 +411,11 @@ class _Reader:
         return value
 
     def tensor(self, array, node):
-        from .tensor import Tensor
-
         device = self.target_device(node.get("device", "cpu"))
         if device != "cpu":
             array = backend.transfer(array, device)
         requires_grad = bool(node.get("requires_grad", False))
         if node.get("parameter"):
-            from .nn.module import Parameter
-
             return Parameter(array, requires_grad=requires_grad)
         return Tensor(array, requires_grad=requires_grad)
 

@@ -311,7 +311,7 @@ class Tensor(ToShortcuts):
             raise RuntimeError("backward: this tensor does not require grad and has no graph; "
                                "create the leaves with requires_grad=True (and not under "
                                "tg.no_grad()).")
-        gradient = _seed_gradient("backward", self, gradient)
+        gradient = seed_gradient("backward", self, gradient)
         if retain_graph is None:
             retain_graph = create_graph
         if inputs is not None:
@@ -692,7 +692,7 @@ def _to_array(data, dtype, device):
     return array
 
 
-def _seed_gradient(where, output, gradient):
+def seed_gradient(where, output, gradient):
     """The starting gradient of a backward pass: ones for a scalar output."""
     if gradient is None:
         data = output.data
@@ -718,7 +718,7 @@ def _engine():
     """The backward engine module (imported late: it imports this module)."""
     global _ENGINE
     if _ENGINE is None:
-        from .autograd import engine
+        from .autograd import engine  # a cycle: the engine imports this module
         _ENGINE = engine
     return _ENGINE
 

@@ -41,8 +41,10 @@ import time
 import numpy as np
 
 from . import backend
+from .creation import generator
 from .data import DataLoader, as_dataset, first_non_finite
 from .function import no_grad
+from .serialization import load, save
 from .tensor import Tensor
 from .train_step import TrainStep
 
@@ -328,8 +330,6 @@ class EarlyStopping:
 
 
 def _rng_state():
-    from .creation import generator
-
     state = generator().bit_generator.state
     if state.get("bit_generator") != "PCG64":
         return None
@@ -340,8 +340,6 @@ def _rng_state():
 
 
 def _set_rng_state(array):
-    from .creation import generator
-
     hi_state, hi_inc, lo_state, lo_inc, has_uint32, uinteger = (int(v) for v in array)
     generator().bit_generator.state = {
         "bit_generator": "PCG64",
@@ -395,8 +393,6 @@ def load_checkpoint(state, model, optimizer, scheduler=None, loader=None, callba
     """Put a :func:`checkpoint` (a dict, or a path for ``tg.load``) back into the model,
     optimizer, scheduler, loader and callbacks; returns the saved History (empty if none)."""
     if not isinstance(state, dict):
-        from .serialization import load
-
         state = load(state)
     _load_callbacks(state.get("callbacks", []), callbacks)
     model.load_state_dict(state["model"])
@@ -416,12 +412,12 @@ def load_checkpoint(state, model, optimizer, scheduler=None, loader=None, callba
 # -- the loop -----------------------------------------------------------------------------------
 
 
-def _progress_bar(enabled, total):
+def progress_bar(enabled, total):
     """A tqdm bar, or None when not ``enabled``, without tqdm, or not on a terminal."""
     if not enabled:
         return None
     try:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # optional (the progress extra)
     except ImportError:
         return None
     bar = tqdm(total=total, disable=None, unit="it", dynamic_ncols=True,
@@ -433,14 +429,14 @@ def _progress_bar(enabled, total):
 
 
 class _Progress:
-    """fit's progress bar (see :func:`_progress_bar`), showing the loss smoothed by an
+    """fit's progress bar (see :func:`progress_bar`), showing the loss smoothed by an
     exponential moving average (β = 0.98, bias-corrected); ``write`` prints above it, or
     plainly when there is no bar."""
 
     BETA = 0.98
 
     def __init__(self, enabled, total):
-        self.bar = _progress_bar(enabled, total)
+        self.bar = progress_bar(enabled, total)
         self.ema, self.steps = 0.0, 0
         self.write = print if self.bar is None else self.bar.write
 
@@ -648,8 +644,6 @@ class _Training:
         for callback in self.callbacks:  # every callback runs, even after one says stop
             stop = bool(callback(history, self.model, self.optimizer)) or stop
         if self.checkpoint_path is not None:
-            from .serialization import save
-
             save(checkpoint(self.model, self.optimizer, self.scheduler, history, self.loader,
                             self.callbacks), self.checkpoint_path)
             self.saved_epochs = history.epochs

@@ -29,6 +29,11 @@ function, which a mini-batch is not.
 import math
 
 from .function import no_grad
+from .nn import MSELoss
+from .nn import functional as F
+from .nn.utils import clip_grad_norm_
+from .optim import LBFGS, GaussNewton, HessianFree, LevenbergMarquardt
+from .optim._second_order import SecondOrderOptimizer
 
 __all__ = ["TrainStep", "closure_contract", "residual_form"]
 
@@ -36,9 +41,6 @@ __all__ = ["TrainStep", "closure_contract", "residual_form"]
 def closure_contract(optimizer):
     """How ``optimizer.step`` wants to be called: "none", "backward", "graph", "residual" or
     "forward" (see the module)."""
-    from .optim import LBFGS, GaussNewton, HessianFree, LevenbergMarquardt
-    from .optim._second_order import SecondOrderOptimizer
-
     if isinstance(optimizer, LBFGS):
         return "backward"
     if isinstance(optimizer, (GaussNewton, LevenbergMarquardt)):
@@ -54,9 +56,6 @@ def residual_form(loss_fn):
     """``r(outputs, targets)`` with ½‖r‖² equal to ``loss_fn(outputs, targets)``, for the mean
     squared error (``F.mse_loss`` or ``nn.MSELoss`` with reduction "mean" or "sum"); None
     for a loss that is not a sum of squares."""
-    from .nn import MSELoss
-    from .nn import functional as F
-
     if loss_fn is F.mse_loss:
         reduction = "mean"
     elif isinstance(loss_fn, MSELoss):
@@ -110,7 +109,6 @@ class TrainStep:
                 raise ValueError(f"fit: clip_grad_norm clips .grad, which {name} never reads "
                                  "(it differentiates the loss itself); leave clip_grad_norm "
                                  "unset for it.")
-            from .nn.utils import clip_grad_norm_
 
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
             self.clip = lambda: clip_grad_norm_(parameters, clip_grad_norm)

@@ -96,6 +96,7 @@ def test_a_race_draws_and_fills_its_table(page):
     page.locator("#race").screenshot(path=os.path.join(SHOTS, "race.png"))
     # Clicking the picture starts the race there: every path begins at the click.
     plot = page.locator("[data-testid=race-plot] svg.contour")
+    plot.wait_for(state="visible")  # bounding_box() does not wait (a loaded machine redraws late)
     box = plot.bounding_box()
     plot.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
     page.wait_for_selector("[data-testid=race-plot]:not([data-start='0,0'])")  # booth: origin

@@ -20,7 +20,6 @@ batch, which is always correct, only slower. The walk records no graph
 for in-place changes (``x[i] = v`` after a use of ``x``).
 """
 
-from .. import versions
 from ..backend import xp_of
 from ..function import no_grad
 from ..inplace import CopySlices
@@ -29,7 +28,8 @@ from ..ops import linalg as L
 from ..ops import movement as M
 from ..ops import reduce as R
 from ..tensor import Tensor
-from .engine import _check_saved, _old_values
+from .engine import _check_saved
+from .walk import backward_order
 
 __all__ = ["batched_vjp", "hessian_matrix", "jacobian_matrix"]
 
@@ -307,49 +307,12 @@ def _apply_rule(node, G, out):
     return _fallback(node, G, out)
 
 
-# -- the walk -----------------------------------------------------------------------------
+# -- the pass: the engine's walk, batched cotangents --------------------------------------
 
-def _topological(roots, wanted=None):
-    """Tensors reachable from ``roots`` along edges that need a gradient, each
-    after every tensor that consumes it (reverse post-order, no recursion).
-    With ``wanted``, only the tensors from which one of ``wanted`` is reached."""
-    order, expanded = [], set()
-    for root in roots:
-        stack = [(root, False)]
-        while stack:
-            tensor, finished = stack.pop()
-            if finished:
-                order.append(tensor)
-                continue
-            if tensor in expanded:
-                continue
-            expanded.add(tensor)
-            stack.append((tensor, True))
-            node = tensor._node
-            if node is None:
-                continue
-            if node.inputs is None:
-                raise RuntimeError("batched_vjp: the graph was freed by an earlier backward; "
-                                   "build it again or pass retain_graph=True to that backward.")
-            if node.stamp != versions._now:  # something changed in place since it was recorded
-                # as the engine does: refuse stale saved values, and send the gradient
-                # of an input changed later (``x[i] = v``) to its old value
-                _check_saved(node, tensor)
-                _old_values(node)
-            for inp, needed in zip(node.inputs, node.needs_input_grad):
-                if needed and isinstance(inp, Tensor) and inp not in expanded:
-                    stack.append((inp, False))
-    if wanted is not None:  # post-order: inputs come before the tensors they feed
-        leads = set()
-        for tensor in order:
-            node = tensor._node
-            if tensor in wanted or (node is not None and any(
-                    needed and inp in leads
-                    for inp, needed in zip(node.inputs, node.needs_input_grad))):
-                leads.add(tensor)
-        order = [t for t in order if t in leads]
-    order.reverse()
-    return order
+def _order_of(roots, wanted):
+    """The engine's walk (``walk.py``), restricted to paths to ``wanted``; as
+    PyTorch, it refuses a node whose saved values were changed in place."""
+    return backward_order(roots, wanted, before_rewiring=_check_saved)
 
 
 def batched_vjp(outputs, inputs, seeds, _order=None):
@@ -385,7 +348,7 @@ def batched_vjp(outputs, inputs, seeds, _order=None):
     wanted = set(inputs)
     result = {}
     with no_grad():
-        order = _topological(live, wanted) if _order is None else _order
+        order = _order_of(live, wanted) if _order is None else _order
         keep = set(order)
         for tensor in order:
             G = grads.pop(tensor, None)
@@ -472,7 +435,7 @@ def jacobian_matrix(output, inputs, strategy="auto"):
     if strategy == "auto":
         strategy = "rows" if m <= max(128, n) else "columns"
     if strategy == "rows":
-        order = _topological([output], set(inputs))
+        order = _order_of([output], set(inputs))
         for lo, hi in _chunks(m, _largest(order)):
             seeds = xp.zeros((hi - lo, m), dtype=output.dtype)
             seeds[xp.arange(hi - lo), xp.arange(lo, hi)] = 1
@@ -492,7 +455,7 @@ def jacobian_matrix(output, inputs, strategy="auto"):
     roots, offsets = _live_roots(gx, inputs)
     if not roots:
         return J
-    order = _topological(roots, {u})
+    order = _order_of(roots, {u})
     for lo, hi in _chunks(n, _largest(order)):
         seeds = _unit_seeds(xp, roots, offsets, lo, hi, output.dtype)
         (block,) = batched_vjp(roots, [u], seeds, _order=order)
@@ -523,7 +486,7 @@ def hessian_from_gradient(gs, inputs, xp=None, n=None):
     roots, offsets = _live_roots(gs, inputs)
     if not roots:
         return H
-    order = _topological(roots, set(inputs))
+    order = _order_of(roots, set(inputs))
     for lo, hi in _chunks(n, _largest(order)):
         seeds = _unit_seeds(xp, roots, offsets, lo, hi, dtype)
         blocks = batched_vjp(roots, inputs, seeds, _order=order)

@@ -4,8 +4,10 @@ The graph is a DAG of Tensors; a non-leaf Tensor's ``_node`` names the op
 that made it and that op's inputs. Backward visits the tensors in reverse
 topological order -- a tensor is processed only once every tensor that
 consumed it has handed its gradient back -- so each gradient is complete
-before it flows further. The walk uses explicit stacks (Kahn's algorithm with
-consumer counts): no recursion, so a graph a million ops deep works.
+before it flows further. That order comes from ``walk.py`` (one iterative
+walk, shared with the pictures and the batched pass), pruned to the tensors
+on a path to those whose gradient is asked for: no recursion, so a graph a
+million ops deep works, and no backward function runs for nothing.
 
 Gradients of intermediates live in a local table and are dropped as soon as
 they have flowed on; only leaves get ``.grad``. The op backwards run with grad
@@ -23,69 +25,7 @@ import numpy as np
 
 from .. import function, grad_mode, versions
 from ..hooks import TENSOR_HOOKS, run_tensor_hooks
-
-
-class FreedGraphError(RuntimeError):
-    pass
-
-
-def _consumer_counts(roots):
-    """For each tensor reachable from ``roots`` along edges that need a
-    gradient: how many such edges lead into it (its consumers). An iterative
-    depth-first walk; each node is expanded once."""
-    counts = {}
-    stack = [t for t in roots if t._node is not None]
-    # A tensor is expanded when first counted; roots are expanded up front, so
-    # a root that is also another root's input must not be pushed again.
-    roots = ()
-    if len(stack) > 1:
-        stack = list(dict.fromkeys(stack))
-        roots = set(stack)
-    now = versions._now
-    while stack:
-        node = stack.pop()._node
-        inputs = node.inputs
-        if inputs is None:
-            raise _freed(node)
-        if node.stamp != now:  # something changed in place since it was recorded
-            inputs = _old_values(node)
-        for inp, needed in zip(inputs, node.needs_input_grad):
-            if needed:
-                if inp in counts:
-                    counts[inp] += 1
-                else:
-                    counts[inp] = 1
-                    if inp._node is not None and inp not in roots:
-                        stack.append(inp)
-    return counts
-
-
-def _freed(node):
-    return FreedGraphError(
-        f"backward through the graph a second time: the {node.name} node's saved "
-        "inputs were freed by the first backward; pass retain_graph=True to the "
-        "first backward (or recompute the forward) to backpropagate again.")
-
-
-def _old_values(node):
-    """The node's inputs, where an input changed in place *after* the node used
-    it (``x[i] = v``, ``x.add_(y)`` with a graph) replaced by its old value.
-
-    Such a change gives the tensor a newer node whose first input is the old
-    value; a node is never older than its inputs' nodes otherwise, so "my
-    input's node is newer than me" means exactly that. The node is rewired once.
-    """
-    inputs = list(node.inputs)
-    for i, inp in enumerate(inputs):
-        made_by = getattr(inp, "_node", None)
-        while made_by is not None and made_by.stamp > node.stamp:
-            if made_by.inputs is None:
-                raise _freed(made_by)
-            inp = made_by.inputs[0]
-            made_by = inp._node
-        inputs[i] = inp
-    node.inputs = tuple(inputs)
-    return node.inputs
+from .walk import FreedGraphError, backward_order  # noqa: F401  (FreedGraphError: re-exported)
 
 
 def _saved_arrays(node, out):
@@ -117,10 +57,11 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     """Backpropagate ``root_grads`` (Tensors shaped like ``roots``) from ``roots``.
 
     With ``capture`` (a set of tensors) the gradients of those tensors are
-    returned in a dict and no ``.grad`` is touched (``tg.grad``); otherwise
-    every reachable leaf that requires grad accumulates into ``.grad``.
+    returned in a dict, no ``.grad`` is touched (``tg.grad``), and only the
+    backward functions on a path to them run; otherwise every reachable leaf
+    that requires grad accumulates into ``.grad``.
     """
-    counts = _consumer_counts(roots)
+    order = backward_order(roots, capture)
     grads = {}
     # Memory the caller can see (the gradients it passed in): a leaf's .grad
     # never shares it, nor does one leaf's .grad share another's.
@@ -129,7 +70,6 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
         base = g.data.base
         foreign.add(id(g.data if base is None else base))
         grads[root] = grads[root] + g if root in grads else g
-    ready = [r for r in grads if r not in counts]
     captured = {} if capture is not None else None
     # The walk runs in grad mode `create_graph` (set on this thread's mode directly:
     # cheaper than a `with` block on this path, which every backward takes).
@@ -138,11 +78,11 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     mode.order = mode.depth if create_graph else None
     try:
         if create_graph:
-            nodes = [t._node for t in list(counts) + list(roots) if t._node is not None]
-            with grad_mode.backward_depth(max((n.order for n in nodes), default=0)):
-                _walk(ready, grads, counts, retain_graph, capture, captured, foreign)
+            depth = max((t._node.order for t in order if t._node is not None), default=0)
+            with grad_mode.backward_depth(depth):
+                _walk(order, grads, retain_graph, capture, captured, foreign)
         else:
-            _walk(ready, grads, counts, retain_graph, capture, captured, foreign)
+            _walk(order, grads, retain_graph, capture, captured, foreign)
         if captured:  # (still in the backward's grad mode: a clone may be recorded)
             for t, g in captured.items():
                 captured[t] = _private(g, foreign)
@@ -151,18 +91,25 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     return captured
 
 
-def _walk(ready, grads, counts, retain_graph, capture, captured, foreign):
-    """Kahn's algorithm: pop a tensor whose consumers have all reported, hand its
-    gradient to its node's backward, pass the results on to the node's inputs."""
+def _walk(order, grads, retain_graph, capture, captured, foreign):
+    """Visit the tensors consumers first (:func:`backward_order`): hand each
+    one's complete gradient to its node's backward, and the results on to the
+    node's inputs."""
     now = versions._now
     # A freed node keeps a trace (Node.free) unless the graph is huge; the trace is
     # built here, in the loop over the node's inputs that the walk makes anyway.
-    trace = not retain_graph and len(counts) <= function.TRACE_NODES
+    trace = not retain_graph and len(order) <= function.TRACE_NODES
     tiny, shape_only = function.TRACE_VALUES, function.SHAPE_ONLY
-    while ready:
-        tensor = ready.pop()
-        g = grads.pop(tensor)
+    # With capture, the walk was pruned: an input off every path to a captured
+    # tensor is not in the order, and the gradient handed to it is dropped.
+    kept = set(order) if capture is not None else None
+    for tensor in order:
+        g = grads.pop(tensor, None)
         node = tensor._node
+        if g is None:  # every consumer handed back None: nothing flows through here
+            if node is not None and not retain_graph:
+                _free_unreached(node, tensor, trace)
+            continue
         if node is None and capture is None:
             _accumulate_leaf(tensor, g, foreign)
             continue
@@ -170,6 +117,8 @@ def _walk(ready, grads, counts, retain_graph, capture, captured, foreign):
             g = run_tensor_hooks(tensor, g)
         if capture is not None and tensor in capture:
             captured[tensor] = g
+            if node is not None and not any(i in kept for i in node.inputs):
+                continue  # a captured intermediate with nothing asked for below it
         if node is None:
             continue
         inputs = node.inputs
@@ -184,7 +133,7 @@ def _walk(ready, grads, counts, retain_graph, capture, captured, foreign):
                     kept_inputs.append(function.input_trace(inp))
                     kept_grads.append(None)
                 continue
-            if gi is not None:
+            if gi is not None and (kept is None or inp in kept):
                 if gi.data.shape != inp.data.shape:  # undo broadcasting, once, here
                     gi = gi.sum_to(inp.data.shape)
                 if inp in grads:
@@ -199,41 +148,20 @@ def _walk(ready, grads, counts, retain_graph, capture, captured, foreign):
                 else:
                     array = gi.data
                     kept_grads.append(array.copy() if array.size <= tiny else shape_only)
-            left = counts[inp] - 1
-            counts[inp] = left
-            if left == 0:
-                if inp not in grads:
-                    _skip(inp, counts, ready, grads, retain_graph)
-                elif inp._node is None and capture is None:  # a leaf: done at once
-                    _accumulate_leaf(inp, grads.pop(inp), foreign)
-                else:
-                    ready.append(inp)
         if trace:
             node.free(tensor, g, kept_inputs, kept_grads)
         elif not retain_graph:
             node.free()
 
 
-def _skip(tensor, counts, ready, grads, retain_graph):
-    """A tensor whose gradient turned out to be absent (every consumer returned
-    None): release its inputs' counts so the walk still finishes."""
-    stack = [tensor]
-    while stack:
-        t = stack.pop()
-        node = t._node
-        if node is None:
-            continue
+def _free_unreached(node, tensor, trace):
+    """Free the node of a tensor no gradient reached, keeping (when tracing) a
+    trace that says nothing flowed."""
+    if trace:
         inputs = node.inputs
-        if not retain_graph:
-            if len(counts) <= function.TRACE_NODES:
-                node.free(t, None, [function.input_trace(i) for i in inputs], [None] * len(inputs))
-            else:
-                node.free()
-        for inp, needed in zip(inputs, node.needs_input_grad):
-            if needed:
-                counts[inp] -= 1
-                if counts[inp] == 0:
-                    (ready.append(inp) if inp in grads else stack.append(inp))
+        node.free(tensor, None, [function.input_trace(i) for i in inputs], [None] * len(inputs))
+    else:
+        node.free()
 
 
 def _accumulate_leaf(leaf, g, foreign):

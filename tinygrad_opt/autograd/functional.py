@@ -6,6 +6,7 @@ a Tensor or a tuple of Tensors. Results mirror that structure.
 """
 
 from ..function import enable_grad
+from ..functions import stack
 from ..tensor import Tensor
 from . import batched
 from .grad import grad
@@ -115,8 +116,6 @@ def _split(matrix, out_shape, xs):
 
 def _jacobian_rows(out, xs):
     """The Jacobian blocks of one output, one differentiable backward per row."""
-    from .. import stack
-
     n = out.numel()
     per_input = [[] for _ in xs]
     flat = out.reshape(-1)

@@ -1,6 +1,6 @@
 """``tg.grad``: gradients of outputs with respect to chosen inputs, as a tuple."""
 
-from ..tensor import Tensor, _seed_gradient
+from ..tensor import Tensor, seed_gradient
 from .engine import run_backward
 
 
@@ -30,7 +30,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not out.requires_grad:
             continue  # contributes nothing; unused inputs are reported below
         roots.append(out)
-        seeds.append(_seed_gradient("grad", out, g))
+        seeds.append(seed_gradient("grad", out, g))
     retain = create_graph if retain_graph is None else retain_graph
     captured = run_backward(roots, seeds, retain, create_graph, capture=set(inputs)) \
         if roots else {}

@@ -5,6 +5,14 @@ A SPEC is ``NAME`` or ``NAME:key=value,...``, or ``warmup:W+SPEC``; the schedule
 stepped once per epoch and α₀ is the optimizer's lr. :data:`SPECS` lists the names.
 """
 
+import warnings
+
+from ..cli import UsageError
+from ..optim import SGD
+from ..optim import lr_scheduler as S
+from ..optim.lr_scheduler import ReduceLROnPlateau
+from ..tensor import Tensor
+
 SPECS = """NAME or NAME:key=value,... (the values shown are the defaults):
 none; cosine (CosineAnnealingLR, T_max = epochs);
 step:step_size=N,gamma=G (StepLR; default N = epochs/3, G = 0.1);
@@ -24,8 +32,6 @@ NAMES = ("none", "cosine", "step", "multistep", "exponential", "inverse-time", "
 
 
 def _usage(message):
-    from ..cli import UsageError
-
     return UsageError(message)
 
 
@@ -66,8 +72,6 @@ _ALLOWED = {"none": (), "cosine": (), "inverse-sqrt": (), "linear": (), "warmup-
 def build(spec, optimizer, epochs, flag="--schedule"):
     """The scheduler ``spec`` names for ``optimizer`` over ``epochs`` epochs (None for
     "none"); a bad spec is a one-line UsageError."""
-    from ..optim import lr_scheduler as S
-
     text = str(spec).strip()
     name, _, rest = text.partition(":")
     name = name.strip().lower()
@@ -127,9 +131,6 @@ def _make(S, name, given, optimizer, epochs, flag):
 
 def check(spec, epochs, flag="--schedule"):
     """Build ``spec`` once on a throwaway optimizer: a bad spec fails before any work."""
-    from ..optim import SGD
-    from ..tensor import Tensor
-
     build(spec, SGD([Tensor([0.0], requires_grad=True)], lr=1.0), epochs, flag)
     return spec
 
@@ -137,12 +138,6 @@ def check(spec, epochs, flag="--schedule"):
 def lrs(spec, lr, epochs, flag="--schedule"):
     """The lr of each of ``epochs`` epochs under ``spec`` starting from ``lr`` (plateau is
     drawn for a loss that keeps improving: it never reduces)."""
-    import warnings
-
-    from ..optim import SGD
-    from ..optim.lr_scheduler import ReduceLROnPlateau
-    from ..tensor import Tensor
-
     optimizer = SGD([Tensor([0.0], requires_grad=True)], lr=lr)
     scheduler = build(spec, optimizer, epochs, flag)
     out = []

@@ -5,19 +5,22 @@ value into a one-line :class:`tinygrad_opt.cli.UsageError` (exit code 2)."""
 import os
 import warnings
 
+import numpy as np
+
+from .. import data, nn
+from ..cli import UsageError
+from ..study import plots, specs
+from ..train import progress_bar
+
 DATASETS = ("moons", "circles", "spirals", "xor", "blobs", "sine", "digits")
 
 
 def usage(message):
-    from ..cli import UsageError
-
     return UsageError(message)
 
 
 def optimizer(text, flag="--optimizer"):
     """One optimizer spec (``adam``, ``sgd:lr=0.1,momentum=0.9``)."""
-    from ..study import specs
-
     try:
         found = specs.parse_list(text)
     except ValueError as error:
@@ -30,8 +33,6 @@ def optimizer(text, flag="--optimizer"):
 
 def optimizers(text, flag="--optimizers"):
     """Several optimizer specs separated by commas (``sgd,adam:lr=0.1,newton``)."""
-    from ..study import specs
-
     try:
         return specs.parse_list(text)
     except ValueError as error:
@@ -80,10 +81,6 @@ def sizes(text, n_in, n_out, flag="--hidden"):
 def dataset(name, samples=300, noise=0.2, seed=0, flag="--data"):
     """(X, y) of a built-in toy set or of a file (.npz with X and y, or .csv/.txt whose
     last column is the target). Integer targets are class labels."""
-    import numpy as np
-
-    from .. import data
-
     makers = {"moons": data.make_moons, "circles": data.make_circles,
               "spirals": data.make_spirals, "xor": data.make_xor}
     if name in makers:
@@ -131,8 +128,6 @@ def is_classification(y):
 
 def loss_for(y):
     """Cross entropy for class labels, MSE for real targets."""
-    from .. import nn
-
     return nn.functional.cross_entropy if is_classification(y) else nn.functional.mse_loss
 
 
@@ -170,9 +165,7 @@ def remove_empty(folders):
 
 def bar(total, description, enabled=True):
     """A tqdm bar on a terminal (None otherwise): ``bar.update(1)`` per unit of work."""
-    from ..train import _progress_bar
-
-    b = _progress_bar(enabled, total)
+    b = progress_bar(enabled, total)
     if b is not None:
         b.set_description(description)
     return b
@@ -181,8 +174,6 @@ def bar(total, description, enabled=True):
 def plots_or_none():
     """The plots module, or None when matplotlib is missing (the command then skips
     pictures and says so)."""
-    from ..study import plots
-
     return plots if plots.available() else None
 
 

@@ -17,9 +17,16 @@ where.
 import json
 import math
 import os
+import statistics
 import time
 
 import numpy as np
+
+import tinygrad_opt as tg
+
+from .. import nn, optim
+from ..data import load_digits, train_val_test_split
+from ._study import at_least, out_dir, positive, usage
 
 HELP = "compare SGD, Adam, ProxProp, Hessian-free and K-FAC on the digits MLP"
 
@@ -55,8 +62,6 @@ def add_arguments(parser):
 
 
 def _data(seed):
-    from ..data import load_digits, train_val_test_split
-
     X, y = load_digits()
     train, val, _ = train_val_test_split(X, y, seed=seed)
     mean, std = train[0].mean(0), train[0].std(0) + 0.1
@@ -66,10 +71,6 @@ def _data(seed):
 def _train(method, lr, sizes, epochs, batch_size, tau, train, val, seed):
     """Train ``method`` for ``epochs``; one row per epoch (seconds so far, training loss
     on the whole training set, validation accuracy)."""
-    import tinygrad_opt as tg
-
-    from .. import nn
-
     F = nn.functional
     model, epoch = _epoch_runner(method, lr, sizes, batch_size, tau, train, seed)
     Xt, yt = tg.tensor(train[0]), tg.tensor(train[1])
@@ -93,8 +94,6 @@ def paired_time_ratio(method, lr, sgd_lr, sizes, batch_size, tau, train, seed, r
     method, SGD, SGD, method (a drift in the machine's speed during a round cancels).
     CPU time of this process, not wall time: other programs on a loaded machine do not
     count, and each half runs enough epochs for SGD's share to take ``min_seconds``."""
-    import statistics
-
     _, method_epoch = _epoch_runner(method, lr, sizes, batch_size, tau, train, seed)
     _, sgd_epoch = _epoch_runner("sgd_nesterov", sgd_lr, sizes, batch_size, tau, train, seed)
     method_epoch(), sgd_epoch()  # warm up: first-call allocations are not the method's cost
@@ -116,10 +115,6 @@ def paired_time_ratio(method, lr, sgd_lr, sizes, batch_size, tau, train, seed, r
 
 def _epoch_runner(method, lr, sizes, batch_size, tau, train, seed):
     """(model, epoch): ``epoch()`` trains one pass over ``train`` and returns its seconds."""
-    import tinygrad_opt as tg
-
-    from .. import nn, optim
-
     F = nn.functional
     tg.manual_seed(seed)
     if method.startswith("proxprop"):
@@ -157,8 +152,6 @@ def _epoch_runner(method, lr, sizes, batch_size, tau, train, seed):
 
 def _check(args):
     """(sizes, methods) from the arguments, or a one-line UsageError."""
-    from ._study import at_least, positive, usage
-
     try:
         sizes = [int(s) for s in args.sizes.split(",")]
     except ValueError:
@@ -180,8 +173,6 @@ def _check(args):
 
 
 def run(args):
-    from ._study import out_dir
-
     sizes, methods = _check(args)
     epochs, search_epochs = args.epochs, args.search_epochs
     factors = [0.1, 10 ** -0.5, 1.0, 10 ** 0.5, 10.0]
@@ -245,7 +236,7 @@ def _plot(results, path):
     """Training loss and validation accuracy per epoch, and against the cost in SGD
     epochs (epochs × the paired time ratio, log scale): wall seconds of a loaded machine
     would say more about the machine than about the method."""
-    import matplotlib
+    import matplotlib  # optional (the plot extra), and its backend must be chosen first
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

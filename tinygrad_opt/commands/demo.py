@@ -10,12 +10,15 @@ with every picture embedded (``tinygrad_opt.study.demo``), plus a summary table
 on the terminal.
 """
 
+from ..cli import CommandError
+from ..study.demo import run_demo
+from . import _study
+from ._study import add_progress, out_dir
+
 HELP = "the tour: train on the moons, race optimizers, Hessian lab, LR test -> report.html"
 
 
 def add_arguments(parser):
-    from ._study import add_progress
-
     parser.add_argument("--out", "-o", default="runs/demo", metavar="DIR",
                         help="folder for report.html and the pictures (default runs/demo)")
     parser.add_argument("--quick", action="store_true",
@@ -25,14 +28,10 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..cli import CommandError
-    from ._study import out_dir, plots_or_none
-
     out_dir(args.out)
-    if plots_or_none() is None:
+    if _study.plots_or_none() is None:
         raise CommandError("the demo draws pictures and needs matplotlib and pillow: "
                            "pip install 'tinygrad-opt[plot]'.")
-    from ..study.demo import run_demo
 
     run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
     return 0

@@ -18,6 +18,8 @@ import ast
 import math
 import operator
 
+import tinygrad_opt as tg
+
 MAX_LENGTH = 4000
 
 FUNCTIONS = ("exp", "log", "sqrt", "sin", "cos", "tanh", "arctan", "atan", "sigmoid", "relu",
@@ -113,8 +115,6 @@ def _check(tree):
 def evaluate(text, variables):
     """Evaluate ``text`` with ``variables`` ({name: Tensor or number}); returns the
     value of the last statement (an expression, or the last assignment)."""
-    import tinygrad_opt as tg
-
     if len(text) > MAX_LENGTH:
         raise ExpressionError(f"the expression has {len(text)} characters; the limit is "
                               f"{MAX_LENGTH}.")

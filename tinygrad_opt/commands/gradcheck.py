@@ -13,6 +13,21 @@ truncation against round-off error, with its bottom near h ≈ ε^(1/3). Exit co
 1 when a check fails. The sweep's picture, eps_sweep.png, goes into --out.
 """
 
+import os
+
+import numpy as np
+
+import tinygrad_opt as tg
+
+from .. import nn
+from ..autograd import GradcheckError, gradcheck, gradgradcheck
+from ..cli import CommandError, UsageError
+from ..study import gradcheck_lab
+from ..study.race import format_rows
+from . import _study
+from ._study import out_dir, positive
+from .expr import ExpressionError, evaluate, parse_variables
+
 HELP = "gradient check (and gradgradcheck) with the finite-difference step sweep"
 
 
@@ -39,14 +54,6 @@ def add_arguments(parser):
 
 def _function(args):
     """(f, values, description): f takes one Tensor per value and returns a scalar."""
-    import numpy as np
-
-    import tinygrad_opt as tg
-
-    from .. import nn
-    from ..cli import UsageError
-    from .expr import ExpressionError, evaluate, parse_variables
-
     if args.expr is not None:
         try:
             values = parse_variables(args.var)
@@ -103,18 +110,6 @@ def _function(args):
 
 
 def run(args):
-    import os
-
-    import numpy as np
-
-    import tinygrad_opt as tg
-
-    from ..autograd import GradcheckError, gradcheck, gradgradcheck
-    from ..cli import CommandError
-    from ..study import gradcheck_lab
-    from ..study.race import format_rows
-    from ._study import out_dir, plots_or_none, positive
-
     positive(args.eps, "--eps")
     positive(args.atol, "--atol")
     positive(args.rtol, "--rtol")
@@ -142,7 +137,7 @@ def run(args):
                                      for d, e in sweep.items()))
         if args.out:
             out_dir(args.out)
-            plots = plots_or_none()
+            plots = _study.plots_or_none()
             if plots is not None:
                 path = plots.eps_sweep(eps, sweep, os.path.join(args.out, "eps_sweep.png"))
                 print(f"wrote {path}")

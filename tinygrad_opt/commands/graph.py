@@ -21,6 +21,13 @@ node whatever the size.
 
 import os
 
+import tinygrad_opt as tg
+
+from .. import nn
+from ..cli import CommandError, UsageError
+from ..graph import INSTALL_HINT, DotNotFoundError, dot_available, render
+from .expr import ExpressionError, evaluate, parse_variables
+
 HELP = "draw the forward / backward / double-backward graph of an expression or an MLP"
 
 MAX_ORDER = 4
@@ -72,8 +79,6 @@ def add_arguments(parser):
 
 
 def _check(args):
-    from ..cli import UsageError
-
     if not 1 <= args.order <= MAX_ORDER:
         raise UsageError(f"--order must be between 1 and {MAX_ORDER}, got {args.order}.")
     if args.max_nodes is not None and args.max_nodes < 2:
@@ -95,8 +100,6 @@ def _check(args):
 
 
 def _screen(text):
-    from ..cli import UsageError
-
     width, _, height = text.lower().partition("x")
     try:
         screen = (int(width), int(height))
@@ -116,8 +119,6 @@ def _default_path(args):
 
 
 def _sizes(spec):
-    from ..cli import UsageError
-
     try:
         sizes = [int(part) for part in spec.split("-")]
     except ValueError:
@@ -130,11 +131,6 @@ def _sizes(spec):
 
 def build(args):
     """(root, params, variables) for the arguments: the function to draw."""
-    import tinygrad_opt as tg
-
-    from ..cli import UsageError
-    from .expr import ExpressionError, evaluate, parse_variables
-
     tg.manual_seed(args.seed)
     if args.expr is not None:
         try:
@@ -153,7 +149,6 @@ def build(args):
         if root.name is None:
             root.name = "f"
         return root, None, list(variables.values())
-    from .. import nn
 
     sizes = _sizes(args.mlp)
     activation = args.activation or "tanh"
@@ -173,10 +168,6 @@ def build(args):
 def differentiate(root, variables, order):
     """The directional derivative ∇root·1 taken ``order - 1`` times, each with
     create_graph=True, so that the graph keeps every layer."""
-    import tinygrad_opt as tg
-
-    from ..cli import UsageError
-
     label = root.name or "f"
     for _ in range(order - 1):
         grads = tg.grad(root, variables, create_graph=True, allow_unused=True)
@@ -194,11 +185,6 @@ def differentiate(root, variables, order):
 
 
 def run(args):
-    import tinygrad_opt as tg
-
-    from ..cli import CommandError
-    from ..graph import INSTALL_HINT, DotNotFoundError, dot_available, render
-
     _check(args)
     previous = tg.get_default_dtype()
     tg.set_default_dtype(args.dtype)  # for the numbers an expression turns into tensors

@@ -16,12 +16,34 @@ full-batch gradient descent with that step, records λmax every 10 steps against
 how long. Writes spectrum.png, eos.png and hessian.json into --out.
 """
 
+import json
+import math
+import os
+
+import tinygrad_opt as tg
+
+from .. import nn
+from ..study import hessian_lab
+from ..study.race import format_rows
+from ..train import fit
+from . import _study
+from ._study import (
+    add_data_arguments,
+    add_progress,
+    at_least,
+    bar,
+    loss_for,
+    mini_batch,
+    mlp_data,
+    optimizer,
+    out_dir,
+    positive,
+)
+
 HELP = "exact Hessian spectrum, Lanczos, Hutchinson, edge of stability for a small MLP"
 
 
 def add_arguments(parser):
-    from ._study import add_data_arguments, add_progress
-
     add_data_arguments(parser, samples=200, hidden="8-8")
     parser.add_argument("--optimizer", default="adam:lr=0.01", metavar="SPEC",
                         help="training optimizer (default adam:lr=0.01)")
@@ -42,28 +64,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    import json
-    import math
-    import os
-
-    import tinygrad_opt as tg
-
-    from .. import nn
-    from ..study import hessian_lab
-    from ..study.race import format_rows
-    from ..train import fit
-    from ._study import (
-        at_least,
-        bar,
-        loss_for,
-        mini_batch,
-        mlp_data,
-        optimizer,
-        out_dir,
-        plots_or_none,
-        positive,
-    )
-
     at_least(args.train_epochs, 0, "--train-epochs")
     at_least(args.k, 1, "--k")
     at_least(args.hutchinson, 1, "--hutchinson")
@@ -123,7 +123,7 @@ def run(args):
     with open(os.path.join(args.out, "hessian.json"), "w", encoding="utf-8") as handle:
         json.dump(result, handle)
     written = ["hessian.json"]
-    plots = plots_or_none()
+    plots = _study.plots_or_none()
     if plots is not None:
         plots.spectrum(lab, os.path.join(args.out, "spectrum.png"))
         written.append("spectrum.png")

@@ -10,7 +10,11 @@ it runs the library's code on their requests). Needs the ``lab`` extra:
 ``pip install 'tinygrad-opt[lab]'`` (Starlette and uvicorn).
 """
 
+import socket
 import sys
+import webbrowser
+
+from ..cli import CommandError, UsageError
 
 HELP = "the interactive lab in the browser: backprop step by step, optimizer races, live training"
 
@@ -27,14 +31,10 @@ def add_arguments(parser):
 
 
 def run(args):
-    import socket
-
-    from ..cli import CommandError, UsageError
-
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}.")
     try:
-        import uvicorn
+        import uvicorn  # optional (the lab extra), as is Starlette, which the lab imports
 
         from ..lab import create_app
     except ImportError as error:
@@ -60,8 +60,6 @@ def run(args):
     url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
     print(f"the lab is at {url} (Ctrl-C stops it)", flush=True)
     if not args.no_browser:
-        import webbrowser
-
         webbrowser.open(url)
     server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning"))
     server.run(sockets=[sock])

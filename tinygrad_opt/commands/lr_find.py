@@ -12,13 +12,35 @@ exponentially from --start-lr to --end-lr, stops when the smoothed loss exceeds
 and lr_finder.json (and schedules.png with --schedules) into --out.
 """
 
+import json
+import math
+import os
+import warnings
+
+import tinygrad_opt as tg
+
+from .. import nn
+from ..cli import UsageError
+from ..study import lr_finder
+from . import _schedules, _study
+from ._study import (
+    add_data_arguments,
+    add_progress,
+    at_least,
+    bar,
+    loss_for,
+    mini_batch,
+    mlp_data,
+    optimizer,
+    out_dir,
+    positive,
+)
+from .train import spec_text
+
 HELP = "learning-rate range test (Leslie Smith) with a suggested lr; gallery of schedules"
 
 
 def add_arguments(parser):
-    from . import _schedules
-    from ._study import add_data_arguments, add_progress
-
     add_data_arguments(parser, samples=500, hidden="16-16")
     parser.add_argument("--optimizer", default="momentum", metavar="SPEC",
                         help="optimizer whose lr is tested (default momentum: SGD, β = 0.9)")
@@ -43,29 +65,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    import json
-    import math
-    import os
-    import warnings
-
-    import tinygrad_opt as tg
-
-    from .. import nn
-    from ..cli import UsageError
-    from ..study import lr_finder
-    from . import _schedules
-    from ._study import (
-        at_least,
-        bar,
-        loss_for,
-        mini_batch,
-        mlp_data,
-        optimizer,
-        out_dir,
-        plots_or_none,
-        positive,
-    )
-
     positive(args.start_lr, "--start-lr")
     positive(args.end_lr, "--end-lr")
     if not args.start_lr < args.end_lr:
@@ -113,7 +112,7 @@ def run(args):
                    "stop_reason": result.stop_reason, "message": result.message,
                    "schedule": schedule}, handle)
     written = ["lr_finder.json"]
-    plots = plots_or_none()
+    plots = _study.plots_or_none()
     if plots is not None:
         plots.lr_finder(result, os.path.join(args.out, "lr_finder.png"))
         written.append("lr_finder.png")
@@ -132,11 +131,6 @@ def run(args):
 def _schedule_from(args, spec, result):
     """--schedule run from the suggested lr: printed, and returned for lr_finder.json
     ({"spec", "lr", "lrs"}); None without a schedule or a suggestion."""
-    import math
-
-    from . import _schedules
-    from .train import spec_text
-
     if args.schedule == "none" or not math.isfinite(result.suggestion):
         return None
     lrs = _schedules.lrs(args.schedule, result.suggestion, args.epochs)

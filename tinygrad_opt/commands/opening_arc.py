@@ -12,6 +12,11 @@ check of backprop against central differences. CIFAR-10 is not shipped; the digi
 stand in for it. --json writes the table.
 """
 
+import json
+
+from ..study import opening_arc
+from ._study import at_least, positive
+
 HELP = "random search, random local search, numerical gradient and backprop side by side"
 
 
@@ -30,11 +35,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    import json
-
-    from ..study import opening_arc
-    from ._study import at_least, positive
-
     at_least(args.tries, 1, "--tries")
     at_least(args.steps, 1, "--steps")
     positive(args.lr, "--lr")

@@ -19,14 +19,19 @@ Gaussian noise to every gradient (the lecture's stochastic-gradient panel).
 Momentum and Nesterov without an lr get SGD's times (1 - β): the same effective step.
 """
 
+import json
+import os
+
+from ..study import landscapes, race, specs
+from . import _study
+from ._study import add_progress, at_least, bar, optimizers, out_dir, positive, usage
+
 DEFAULT_OPTIMIZERS = "sgd,momentum,adam,newton,bfgs,lbfgs,lm"
 
 HELP = "race optimizers (first and second order) on Rosenbrock, Beale, ... and draw the paths"
 
 
 def add_arguments(parser):
-    from ._study import add_progress
-
     parser.add_argument("--landscape", "-l", default="rosenbrock", metavar="NAME",
                         help="rosenbrock (default), beale, booth, himmelblau, six_hump_camel, "
                              "rastrigin, saddle, quadratic[:kappa=K,angle=DEG]; 1-D: parabola, "
@@ -59,8 +64,6 @@ def add_arguments(parser):
 
 
 def _start(text, dim):
-    from ._study import usage
-
     try:
         point = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -72,12 +75,6 @@ def _start(text, dim):
 
 
 def run(args):
-    import json
-    import os
-
-    from ..study import landscapes, race, specs
-    from ._study import at_least, bar, optimizers, out_dir, plots_or_none, positive, usage
-
     if args.list:
         print("landscapes:")
         for name, ls in {**landscapes.LANDSCAPES, **landscapes.LANDSCAPES_1D}.items():
@@ -129,7 +126,7 @@ def run(args):
     with open(os.path.join(args.out, "race.json"), "w", encoding="utf-8") as handle:
         json.dump(result.to_dict(), handle)
     written = ["race.json"]
-    plots = None if args.no_plots else plots_or_none()
+    plots = None if args.no_plots else _study.plots_or_none()
     if plots is not None:
         if land.dim == 1:
             plots.landscape_1d(result, os.path.join(args.out, "landscape.png"))

@@ -9,6 +9,13 @@ and Cholesky, prints iterations, final relative residual and time, and writes
 solvers.png (‖b - A x_k‖/‖b‖ per iteration) and solvers.json into --out.
 """
 
+import json
+import os
+
+from ..study import solver_race
+from . import _study
+from ._study import at_least, out_dir, positive, usage
+
 HELP = "race the linear solvers (GD, Jacobi, Gauss-Seidel, CG, PCG, LU, QR, Cholesky) on Ax=b"
 
 
@@ -29,12 +36,6 @@ def add_arguments(parser):
 
 
 def run(args):
-    import json
-    import os
-
-    from ..study import solver_race
-    from ._study import at_least, out_dir, plots_or_none, positive, usage
-
     at_least(args.grid, 2, "--grid")
     at_least(args.maxiter, 1, "--maxiter")
     positive(args.tol, "--tol")
@@ -52,7 +53,7 @@ def run(args):
     with open(os.path.join(args.out, "solvers.json"), "w", encoding="utf-8") as handle:
         json.dump(result.to_dict(), handle)
     written = ["solvers.json"]
-    plots = None if args.no_plots else plots_or_none()
+    plots = None if args.no_plots else _study.plots_or_none()
     if plots is not None:
         plots.solver_race(result, os.path.join(args.out, "solvers.png"))
         written.append("solvers.png")

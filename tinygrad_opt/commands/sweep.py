@@ -17,12 +17,27 @@ mean score over the seeds (with --cv, also each fold's score and the mean ± std
 folds) and draws scores.png next to the results.
 """
 
+import os
+
+from ..study import sweep
+from . import _study
+from ._study import (
+    add_progress,
+    at_least,
+    mini_batch,
+    new_folders,
+    optimizers,
+    out_dir,
+    positive,
+    remove_empty,
+    sizes,
+    usage,
+)
+
 HELP = "grid/random hyperparameter search on a process pool or a Dask cluster, resumable"
 
 
 def add_arguments(parser):
-    from ._study import add_progress
-
     parser.add_argument("--optimizers", default="sgd,momentum,adam", metavar="LIST",
                         help="optimizers to compare (default sgd,momentum,adam)")
     parser.add_argument("--lr", default="1e-4:1", metavar="LO:HI",
@@ -60,8 +75,6 @@ def add_arguments(parser):
 
 
 def _lr_range(text):
-    from ._study import usage
-
     try:
         lo, hi = (float(v) for v in text.split(":"))
     except ValueError:
@@ -73,22 +86,6 @@ def _lr_range(text):
 
 
 def run(args):
-    import os
-
-    from ..study import sweep
-    from ._study import (
-        at_least,
-        mini_batch,
-        new_folders,
-        optimizers,
-        out_dir,
-        plots_or_none,
-        positive,
-        remove_empty,
-        sizes,
-        usage,
-    )
-
     chosen = optimizers(args.optimizers)
     for spec in chosen:
         mini_batch(spec, f"--optimizers: {spec.name} cannot train with mini-batches; sweep "
@@ -160,7 +157,7 @@ def run(args):
             print(f"its {len(folds)} fold scores ({len(folds) // b['n']} folds × {seeds}): "
                   + ", ".join(f"{f:.4f}" for f in folds)
                   + f" (mean {sum(folds) / len(folds):.4f} ± {b['fold_std']:.4f} over folds)")
-    plots = plots_or_none()
+    plots = _study.plots_or_none()
     if plots is not None and len(result):
         path = plots.sweep_scatter(result, os.path.join(folder, "scores.png"))
         print(f"wrote {path}")

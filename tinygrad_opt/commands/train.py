@@ -25,6 +25,37 @@ classification, boundary.png. Ctrl-C keeps what exists (history, model, the
 checkpoint of the last epoch); ``--resume DIR`` continues exactly.
 """
 
+import argparse
+import json
+import math
+import os
+import re
+
+import tinygrad_opt as tg
+
+from .. import nn
+from .. import train as training  # fit looked up at call time: tests wrap it
+from ..cli import CommandError
+from ..data import first_non_finite, train_val_test_split
+from ..study.race import format_rows
+from ..train import DivergenceError, TrainingInterrupted, evaluate
+from ..train_step import closure_contract, residual_form
+from . import _schedules, _study
+from ._study import (
+    DATASETS,
+    add_data_arguments,
+    add_progress,
+    at_least,
+    is_classification,
+    loss_for,
+    mlp_data,
+    optimizer,
+    optimizers,
+    out_dir,
+    usage,
+    with_lr,
+)
+
 HELP = "train an MLP on moons/circles/spirals/... or a .csv/.npz file with any optimizer"
 
 EPOCHS = 30
@@ -34,9 +65,6 @@ TEST_REMINDER = ("test: scored on request (--test); choose nothing by it (the le
 
 
 def add_arguments(parser):
-    from . import _schedules
-    from ._study import DATASETS, add_data_arguments, add_progress
-
     add_data_arguments(parser, samples=500, hidden="16-16",
                        data_help=f"{', '.join(DATASETS)} (default moons), or a .npz (X, y) or "
                                  ".csv file (last column: the target)",
@@ -75,8 +103,6 @@ def add_arguments(parser):
 
 def _batch_sizes(text):
     """``"full,32"`` -> [None, 32] (None: the whole training set)."""
-    from ._study import usage
-
     sizes = []
     for item in (part.strip().lower() for part in str(text).split(",")):
         if item == "full":
@@ -104,9 +130,6 @@ def spec_text(spec):
 
 def _check_data(name, X, y):
     """Refuse NaN/inf in the data file, naming the row as the file counts it."""
-    from ..data import first_non_finite
-    from ._study import usage
-
     for array, what in ((X, "inputs"), (y, "target column")):
         found = first_non_finite(array)
         if found is not None:
@@ -124,8 +147,6 @@ def _run_label(spec, batch, several_batches):
 
 def _folder_name(label):
     """``"sgd lr=0.1, batch 32"`` -> ``"sgd-lr=0.1-batch-32"``: a safe folder name."""
-    import re
-
     return re.sub(r"[^\w.=]+", "-", label).strip("-")
 
 
@@ -137,16 +158,6 @@ class _Run:
     that a bad setting fails before anything is written."""
 
     def __init__(self, settings, folder):
-        import argparse
-
-        import tinygrad_opt as tg
-
-        from .. import nn
-        from ..data import train_val_test_split
-        from ..train_step import closure_contract, residual_form
-        from . import _schedules
-        from ._study import loss_for, mlp_data, optimizer, usage
-
         self.settings, self.folder, self.label = settings, folder, settings["label"]
         X, y, self.layer_sizes = mlp_data(argparse.Namespace(**settings))
         self.split = train_val_test_split(X, y, seed=settings["seed"])
@@ -178,19 +189,13 @@ class _Run:
 
     def train(self, args, resume=False):
         """Train (or resume from the folder's checkpoint), writing the run's files."""
-        import json
-        import os
-
-        from ..cli import CommandError
-        from ..train import DivergenceError, TrainingInterrupted, fit
-
         print(self.describe())
         os.makedirs(self.folder, exist_ok=True)
         with open(os.path.join(self.folder, RUN_FILE), "w", encoding="utf-8") as handle:
             json.dump(self.settings, handle, indent=1)
         checkpoint = os.path.join(self.folder, CHECKPOINT_FILE)
         try:
-            self.history = fit(
+            self.history = training.fit(
                 self.model, self.loss_fn, self.optimizer, self.split.train, self.split.val,
                 epochs=self.settings["epochs"], batch_size=self.settings["batch_size"],
                 seed=self.settings["seed"], scheduler=self.scheduler,
@@ -210,12 +215,6 @@ class _Run:
 
 
 def _save(folder, settings, history, model):
-    import json
-    import math
-    import os
-
-    import tinygrad_opt as tg
-
     clean = lambda values: [None if isinstance(v, float) and math.isnan(v) else v
                             for v in values]
     record = dict(settings, history={k: clean(getattr(history, k)) for k in (
@@ -230,19 +229,6 @@ def _save(folder, settings, history, model):
 
 
 def run(args):
-    import json
-    import os
-
-    from . import _schedules
-    from ._study import (
-        at_least,
-        mlp_data,
-        optimizers,
-        out_dir,
-        usage,
-        with_lr,
-    )
-
     if args.resume:
         path = os.path.join(args.resume, RUN_FILE)
         if not os.path.exists(os.path.join(args.resume, CHECKPOINT_FILE)) or \
@@ -282,12 +268,6 @@ def run(args):
 
 def _report(runs, args, folder):
     """The table (validation; test with --test) and the pictures of all runs."""
-    import os
-
-    from ..study.race import format_rows
-    from ..train import evaluate
-    from ._study import is_classification, plots_or_none
-
     first = runs[0]
     classify = is_classification(first.split.train[1])
     head = ["run", "train loss", "val loss"] + (["val acc"] if classify else [])
@@ -307,7 +287,7 @@ def _report(runs, args, folder):
         print(TEST_REMINDER)
     written = [f"{os.path.basename(r.folder) or r.folder}/" for r in runs] \
         if len(runs) > 1 else ["run.json", "checkpoint.npz", "history.json", "model.npz"]
-    plots = plots_or_none()
+    plots = _study.plots_or_none()
     if plots is not None:
         histories = {r.label: r.history for r in runs}
         plots.loss_curves(histories, os.path.join(folder, "loss.png"))

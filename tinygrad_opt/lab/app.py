@@ -12,7 +12,7 @@ race or a graph asked meanwhile waits at most that long.
 import asyncio
 import contextlib
 import threading
-from importlib import resources
+from importlib import metadata, resources
 
 import anyio
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocketDisconnect
 
+from ..study import landscapes
 from . import backprop, limits, racing, training
 from .requests import BadRequest, parse_body, plain
 
@@ -35,8 +36,6 @@ def _static_dir():
 
 
 def _version():
-    from importlib import metadata
-
     try:
         return metadata.version("tinygrad-opt")
     except metadata.PackageNotFoundError:  # run from a source tree that is not installed
@@ -73,8 +72,6 @@ def create_app():
         return JSONResponse({"status": "ok", "version": _version()})
 
     def options(landscape):
-        from ..study import landscapes
-
         try:
             chosen = landscapes.get(landscape)
         except ValueError as error:

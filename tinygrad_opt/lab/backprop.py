@@ -12,17 +12,19 @@ import re
 
 import numpy as np
 
+import tinygrad_opt as tg
+
 from .. import function, nn
 from .. import graph as _graph
+from ..cli import UsageError
 from ..commands.expr import FUNCTIONS, ExpressionError, evaluate
+from ..commands.graph import differentiate
 from . import limits
 from .requests import BadRequest, number, text
 
 
 def _variables(body):
     """The ``vars`` field: {name: number or list of numbers} as float64 leaves."""
-    import tinygrad_opt as tg
-
     values = body.get("vars", {})
     if not isinstance(values, dict):
         raise BadRequest(f"vars must be an object such as {{\"a\": 2.0, \"x\": [1, 2]}}, "
@@ -48,8 +50,6 @@ def _variables(body):
 
 def _expression(body):
     """(root, {name: leaf}) of the ``expr`` field."""
-    import tinygrad_opt as tg
-
     source = text(body, "expr")
     leaves = _variables(body)
     previous = tg.get_default_dtype()
@@ -76,8 +76,6 @@ def _expression(body):
 def _mlp(body):
     """(root, {name: parameter}) of the ``mlp`` field: the MSE loss of a tanh MLP on
     one random sample (seed 0), as ``tinygrad-opt graph --mlp``."""
-    import tinygrad_opt as tg
-
     spec = text(body, "mlp")
     try:
         sizes = [int(part) for part in spec.split("-")]
@@ -135,18 +133,12 @@ def _backward_list(steps, totals, edge_grads):
 
 def graph(body):
     """The answer of ``POST /api/graph`` (see the module doc)."""
-    import tinygrad_opt as tg
-
-    from ..commands.graph import differentiate
-
     if ("expr" in body) == ("mlp" in body):
         raise BadRequest("give either expr (with vars) or mlp (such as \"2-3-1\"), not both "
                          "and not neither.")
     order = number(body, "order", 1, 1, 2, integer=True)
     root, leaves = _expression(body) if "expr" in body else _mlp(body)
     if order == 2:
-        from ..cli import UsageError
-
         try:
             root = differentiate(root, list(leaves.values()), 2)
         except UsageError as error:

@@ -6,6 +6,8 @@ adds what the picture needs: the line-search points each run tried and did not
 keep, and f on a grid for the contours.
 """
 
+import inspect
+
 import numpy as np
 
 from ..study import landscapes, specs
@@ -41,8 +43,6 @@ def optimizer_knobs(landscape=None):
     """For each optimizer name: its description, the hyperparameters the page has a
     slider for with their defaults (lr as the race would use on ``landscape``), and
     whether it trains on mini-batches."""
-    import inspect
-
     out = []
     for name, line in zip(specs.NAMES, specs.names().splitlines()):
         spec = specs.parse(name)

@@ -7,6 +7,8 @@ every handler can simply raise it."""
 import json
 import math
 
+import numpy as np
+
 from . import limits
 
 
@@ -70,8 +72,6 @@ def point(body, key):
 
 def plain(value):
     """NumPy arrays and scalars as lists and floats, NaN and ±inf as None: strict JSON."""
-    import numpy as np
-
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

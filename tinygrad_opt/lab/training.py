@@ -16,10 +16,12 @@ import time
 
 import numpy as np
 
+import tinygrad_opt as tg
+
 from .. import data as _data
 from .. import nn
 from ..optim import lr_scheduler
-from ..study import specs
+from ..study import hessian_lab, specs
 from . import limits
 from .requests import BadRequest, number, text
 
@@ -98,8 +100,6 @@ class Session:
 
     def reset(self):
         """Fresh weights (the same seed), step 0, paused."""
-        import tinygrad_opt as tg
-
         config = self.config
         tg.manual_seed(config["seed"])
         self.model = nn.MLP([2, *config["hidden"], self.n_classes],
@@ -145,8 +145,6 @@ class Session:
             self.running = False
 
     def _evaluate(self, X, y):
-        import tinygrad_opt as tg
-
         with tg.no_grad():
             logits = self.model(tg.Tensor(X))
             loss = float(nn.functional.cross_entropy(logits, tg.Tensor(y)).item())
@@ -155,8 +153,6 @@ class Session:
 
     def _boundary(self):
         """Per grid point: the predicted class and its probability (2 decimals)."""
-        import tinygrad_opt as tg
-
         with tg.no_grad():
             probs = nn.functional.softmax(self.model(tg.Tensor(self.grid)), dim=1).numpy()
         return {"n": limits.GRID, "cls": probs.argmax(1).tolist(),
@@ -164,10 +160,6 @@ class Session:
 
     def _lambda_max(self):
         """The largest eigenvalue of the full-batch training loss Hessian (Lanczos)."""
-        import tinygrad_opt as tg
-
-        from ..study import hessian_lab
-
         params = list(self.model.parameters())
         X, y = tg.Tensor(self.X_train), tg.Tensor(self.y_train)
         hvp = hessian_lab.HVP(lambda: self._loss(X, y), params)

@@ -528,9 +528,9 @@ def _triangular(xp, T, rhs, lower):
     """Solve T x = rhs for triangular T: scipy / cupyx when present, else a general solve."""
     try:
         if xp.__name__ == "numpy":
-            from scipy.linalg import solve_triangular
+            from scipy.linalg import solve_triangular  # optional (scipy): this path only
         else:
-            from cupyx.scipy.linalg import solve_triangular
+            from cupyx.scipy.linalg import solve_triangular  # optional (the gpu extra)
     except ImportError:
         return xp.linalg.solve(T, rhs)
     return solve_triangular(T, rhs, lower=lower, check_finite=False)

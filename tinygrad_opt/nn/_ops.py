@@ -13,6 +13,7 @@ arrays, which skips the bookkeeping of a dozen tiny ops per step.
 import numpy as np
 
 from .. import function
+from ..backend import xp_of
 from ..function import Op
 from ..ops.reduce import ScatterAlong
 from ..tensor import Tensor
@@ -23,8 +24,6 @@ def _const(array):
 
 
 def _xp(array):
-    from ..backend import xp_of
-
     return xp_of((array,))
 
 

@@ -13,11 +13,11 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
+from ..autograd.zero_grads import zero_grads
 from ..grad_mode import is_grad_enabled
 from ..hooks import add_hook
 from ..tensor import Tensor, ToShortcuts
 from . import module_hooks
-from .utils import zero_grads
 
 
 class Parameter(Tensor):

@@ -5,7 +5,9 @@ import math
 import numpy as np
 
 from .. import backend
+from ..autograd.zero_grads import zero_grads  # noqa: F401 -- users import it from here
 from ..function import no_grad
+from ..functions import cat
 from ..tensor import Tensor
 
 
@@ -17,20 +19,6 @@ def _as_list(parameters):
 
 def _const(array):
     return Tensor._make(array, False, None)
-
-
-def zero_grads(parameters, set_to_none=True):
-    """Forget every parameter's gradient: ``grad = None`` by default, or a fresh zero
-    array with ``set_to_none=False`` (never written in place: a gradient array may be
-    shared). What ``Module.zero_grad`` and ``Optimizer.zero_grad`` do."""
-    for param in _as_list(parameters):
-        if param.grad is None:
-            continue
-        if set_to_none:
-            param.grad = None
-        else:
-            g = param.grad.data
-            param.grad = _const(backend.xp_of((g,)).zeros_like(g))
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
@@ -98,8 +86,6 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
 
 def parameters_to_vector(parameters):
     """All parameters flattened and concatenated into one 1-D Tensor (differentiable)."""
-    from ..functions import cat
-
     params = _as_list(parameters)
     if not params:
         raise ValueError("parameters_to_vector: got no parameters.")

@@ -2,6 +2,7 @@
 indexing, concatenation. Each backward moves the gradient back the other way.
 """
 
+from ..backend import transfer
 from ..function import Op, list_shapes, shape_of
 
 
@@ -201,8 +202,6 @@ class ToDevice(Op):
 
     @staticmethod
     def forward(xp, x, device="cpu"):
-        from ..backend import transfer
-
         return transfer(x, device)
 
     @staticmethod

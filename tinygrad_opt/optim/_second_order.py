@@ -25,21 +25,15 @@ import contextlib
 import numpy as np
 
 from .. import versions
-from ..backend import to_host, xp_of
+from ..autograd import grad
+from ..backend import host_floats, to_host, xp_of
 from ..function import enable_grad, no_grad
 from ..tensor import Tensor
+from .line_search import armijo_on_phi, strong_wolfe_on_phi
 from .optimizer import Optimizer
 
 RECORD_KEYS = ("nit", "nfev", "njev", "nhev", "loss_history", "step_size", "lam", "converged",
                "message")
-
-
-def host(xp, *values):
-    """Several device scalars as Python floats, in one transfer."""
-    if xp.__name__ == "numpy":
-        return [float(v) for v in values]
-    return [float(v) for v in to_host(xp.stack([xp.asarray(v, dtype="float64")
-                                                for v in values]))]
 
 
 class ClosureError(RuntimeError):
@@ -164,8 +158,6 @@ class SecondOrderOptimizer(Optimizer):
 
     def _loss_and_grad(self, closure, create_graph=False):
         """(loss Tensor, per-parameter gradient Tensors, flat gradient array)."""
-        from ..autograd import grad
-
         loss = evaluate(closure, type(self).__name__)
         if loss.numel() != 1:
             raise ClosureError(f"{type(self).__name__}: the closure must return a scalar loss, "
@@ -196,7 +188,7 @@ class SecondOrderOptimizer(Optimizer):
             self._assign(x0 + t * d)
             with np.errstate(over="ignore", invalid="ignore"):
                 loss, _, g = self._loss_and_grad(closure)
-                f, gtd = host(xp, loss.data.reshape(()), (g * d).sum())
+                f, gtd = host_floats(xp, loss.data.reshape(()), (g * d).sum())
             return f, g, gtd
 
         return phi
@@ -215,14 +207,12 @@ class SecondOrderOptimizer(Optimizer):
         to the Armijo condition f(θ0 + t d) <= f0 + c1 t gᵀd when ``search`` is "armijo",
         otherwise the strong Wolfe search (c1, c2 from ``group``). θ is left at x0.
         Returns (t, ok); ok is False when Armijo found no decrease (always True for Wolfe)."""
-        from . import line_search as ls  # line_search imports this module
-
         if search == "armijo":
-            t, _, _, ok = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t, group["c1"])
+            t, _, _, ok = armijo_on_phi(self._phi_value(closure, x0, d), f0, gtd, t, group["c1"])
         else:
-            (d_norm,) = host(self._xp, self._xp.abs(d).max())
-            _, _, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0, g, gtd,
-                                             group["c1"], group["c2"])
+            (d_norm,) = host_floats(self._xp, self._xp.abs(d).max())
+            _, _, t, _, _ = strong_wolfe_on_phi(self._phi(closure, x0, d), t, d_norm, f0, g, gtd,
+                                                group["c1"], group["c2"])
             ok = True
         self._assign(x0)
         return t, ok

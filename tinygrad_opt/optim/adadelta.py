@@ -43,12 +43,18 @@ class Adadelta(Optimizer):
         check_number("weight_decay", group["weight_decay"], 0.0, what="weight_decay value")
 
     def _step_group(self, group):
-        for p in self._params_with_grad(group):
-            state = self._lazy_state(p, ("square_avg", "acc_delta"))
+        buffers = ("square_avg", "acc_delta")
+        params = self._params_with_grad(group)
+        states = [self._lazy_state(p, buffers) for p in params]
+        for state in states:
             advance_step(state)
-            _adadelta(p.data, p.grad.data, state["square_avg"].data, state["acc_delta"].data,
+
+        def update(param, grad, arrays, k):
+            _adadelta(param, grad, arrays["square_avg"], arrays["acc_delta"],
                       lr=group["lr"], rho=group["rho"], eps=group["eps"],
                       weight_decay=group["weight_decay"], maximize=group["maximize"])
+
+        self._update_all(group, params, states, buffers, update)
 
 
 @fusable("adadelta")  # CuPy arrays take the fused kernel of cuda_kernels.py

@@ -3,7 +3,7 @@
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
-from .optimizer import Optimizer, _state_tensor, check_number, step_tensor
+from .optimizer import Optimizer, _state_tensor, advance_step, check_number, step_tensor
 
 
 class Adagrad(Optimizer):
@@ -64,18 +64,20 @@ class Adagrad(Optimizer):
         check_number("eps", group["eps"], 0.0, what="epsilon value")
 
     def _step_group(self, group):
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
-            if len(state) == 0:  # a group added later, or a state dict without this param
+        params = self._params_with_grad(group)
+        for p in params:
+            if len(self.state[p]) == 0:  # a group added later, or a state dict without p
                 self._init_state({**group, "params": [p]})
-            step_t = state["step"].data
-            step_t += 1
-            _adagrad(p.data, p.grad.data, state["sum"].data, step=float(step_t),
+        states = [self.state[p] for p in params]
+        steps = [advance_step(state) for state in states]
+
+        def update(param, grad, arrays, k):
+            _adagrad(param, grad, arrays["sum"], step=steps[k],
                      lr=group["lr"], lr_decay=group["lr_decay"],
                      weight_decay=group["weight_decay"], eps=group["eps"],
                      maximize=group["maximize"])
+
+        self._update_all(group, params, states, ("sum",), update)
 
 
 @fusable("adagrad")  # CuPy arrays take the fused kernel of cuda_kernels.py

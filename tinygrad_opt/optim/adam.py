@@ -96,20 +96,24 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         amsgrad = group["amsgrad"]
         buffers = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
-        for p in self._params_with_grad(group):
-            state = self._lazy_state(p, buffers)
-            step = advance_step(state)
-            if not group["bias_correction"]:
-                # 1 - βᵗ is exactly 1 at t = ∞ (β < 1): the same rule, fused or not,
-                # then skips both corrections.
-                step = math.inf
-            _adam(p.data, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data,
-                  state["max_exp_avg_sq"].data if amsgrad else None,
-                  step=step, lr=group["lr"], beta1=beta1, beta2=beta2,
+        params = self._params_with_grad(group)
+        states = [self._lazy_state(p, buffers) for p in params]
+        steps = [advance_step(state) for state in states]
+        if not group["bias_correction"]:
+            # 1 - βᵗ is exactly 1 at t = ∞ (β < 1): the same rule, fused or not,
+            # then skips both corrections.
+            steps = [math.inf] * len(steps)
+
+        def update(param, grad, arrays, k):
+            _adam(param, grad, arrays["exp_avg"], arrays["exp_avg_sq"],
+                  arrays["max_exp_avg_sq"] if amsgrad else None,
+                  step=steps[k], lr=group["lr"], beta1=beta1, beta2=beta2,
                   eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=amsgrad,
                   maximize=group["maximize"],
                   decoupled_weight_decay=group["decoupled_weight_decay"],
                   eps_inside_sqrt=group["eps_inside_sqrt"])
+
+        self._update_all(group, params, states, buffers, update)
 
 
 class AdamW(Adam):

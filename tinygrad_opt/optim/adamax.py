@@ -47,13 +47,18 @@ class Adamax(Optimizer):
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
-        for p in self._params_with_grad(group):
-            state = self._lazy_state(p, ("exp_avg", "exp_inf"))
-            step = advance_step(state)
-            _adamax(p.data, p.grad.data, state["exp_avg"].data, state["exp_inf"].data,
-                    step=step, lr=group["lr"], beta1=beta1, beta2=beta2,
+        buffers = ("exp_avg", "exp_inf")
+        params = self._params_with_grad(group)
+        states = [self._lazy_state(p, buffers) for p in params]
+        steps = [advance_step(state) for state in states]
+
+        def update(param, grad, arrays, k):
+            _adamax(param, grad, arrays["exp_avg"], arrays["exp_inf"],
+                    step=steps[k], lr=group["lr"], beta1=beta1, beta2=beta2,
                     eps=group["eps"], weight_decay=group["weight_decay"],
                     maximize=group["maximize"])
+
+        self._update_all(group, params, states, buffers, update)
 
 
 @fusable("adamax")  # CuPy arrays take the fused kernel of cuda_kernels.py

@@ -1,8 +1,9 @@
 """BFGS with a dense inverse-Hessian approximation."""
 
+from ..backend import host_floats
 from ..tensor import Tensor
 from . import line_search as ls
-from ._second_order import SecondOrderOptimizer, host
+from ._second_order import SecondOrderOptimizer
 
 LINE_SEARCHES = (None, "armijo", "strong_wolfe")
 
@@ -47,10 +48,10 @@ class BFGS(SecondOrderOptimizer):
         cached = state.get("_next")
         if cached is not None:
             x_cached, f, g = cached
-            if bool(host(xp, xp.all(self._gather() == x_cached))[0]):
+            if bool(host_floats(xp, xp.all(self._gather() == x_cached))[0]):
                 return f, g
         loss, _, g = self._loss_and_grad(closure)
-        (f,) = host(xp, loss.data.reshape(()))
+        (f,) = host_floats(xp, loss.data.reshape(()))
         return f, g
 
     def _iterate(self, closure, record):
@@ -64,7 +65,7 @@ class BFGS(SecondOrderOptimizer):
         self._set_grads(g)
         result = Tensor._make(xp.asarray(f0, dtype=self._dtype), False, None)
         x0 = self._gather()
-        gmax, gsum = host(xp, xp.abs(g).max(), xp.abs(g).sum())
+        gmax, gsum = host_floats(xp, xp.abs(g).max(), xp.abs(g).sum())
         if gmax <= group["tolerance_grad"]:
             self._finish(record, "converged: max|g| <= tolerance_grad")
             return result
@@ -75,40 +76,41 @@ class BFGS(SecondOrderOptimizer):
             x_prev, g_prev = prev
             s = x0 - x_prev
             y = g - g_prev
-            ys, yy = host(xp, (y * s).sum(), (y * y).sum())
+            ys, yy = host_floats(xp, (y * s).sum(), (y * y).sum())
             if ys > 1e-10:
                 if H is None:
                     H = xp.eye(self._numel, dtype=self._dtype) * (ys / yy)
                 rho = 1.0 / ys
                 Hy = H @ y
-                yHy = float(host(xp, (y * Hy).sum())[0])
+                yHy = float(host_floats(xp, (y * Hy).sum())[0])
                 H = H + ((ys + yHy) * rho * rho) * xp.outer(s, s) \
                     - rho * (xp.outer(Hy, s) + xp.outer(s, Hy))
                 state["H"] = H
         d = -g if H is None else -(H @ g)
-        (gtd,) = host(xp, (g * d).sum())
+        (gtd,) = host_floats(xp, (g * d).sum())
         if not gtd < 0:  # H lost positive definiteness (rounding): restart
             state["H"] = H = None
-            d, gtd = -g, -float(host(xp, (g * g).sum())[0])
+            d, gtd = -g, -float(host_floats(xp, (g * g).sum())[0])
         t = group["lr"] if H is not None else min(1.0, 1.0 / gsum) * group["lr"]
         search = group["line_search"]
         if search == "strong_wolfe":
-            (d_norm,) = host(xp, xp.abs(d).max())
-            f_new, g_new, t, _, _ = ls._strong_wolfe(self._phi(closure, x0, d), t, d_norm, f0,
-                                                     g, gtd, group["c1"], group["c2"],
-                                                     group["tolerance_change"])
+            (d_norm,) = host_floats(xp, xp.abs(d).max())
+            f_new, g_new, t, _, _ = ls.strong_wolfe_on_phi(self._phi(closure, x0, d), t, d_norm,
+                                                           f0, g, gtd, group["c1"], group["c2"],
+                                                           group["tolerance_change"])
             self._assign(x0)
             self._add(d, t)
             state["_next"] = [self._gather(), f_new, g_new]
         elif search == "armijo":
-            t, _, _, _ = ls._armijo(self._phi_value(closure, x0, d), f0, gtd, t, group["c1"])
+            t, _, _, _ = ls.armijo_on_phi(self._phi_value(closure, x0, d), f0, gtd, t,
+                                          group["c1"])
             self._assign(x0)
             self._add(d, t)
         else:
             self._add(d, t)
         state["prev"] = [x0, g]
         record["step_size"] = t
-        (change,) = host(xp, xp.abs(d).max() * abs(t))
+        (change,) = host_floats(xp, xp.abs(d).max() * abs(t))
         if change <= group["tolerance_change"]:
             self._finish(record, "converged: the step is below tolerance_change")
         return result

@@ -11,8 +11,8 @@ momentum. The "momentum" is ``group["momentum"]`` (SGD, RMSprop) or β₁ of
 import math
 import types
 
-from .lr_scheduler import LRScheduler, _plain
 from .optimizer import Optimizer
+from .scheduler_base import LRScheduler, plain
 
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
 
@@ -151,14 +151,14 @@ class CyclicLR(_MomentumCycling, LRScheduler):
         state = super().state_dict()
         fn = self._scale_fn_custom
         state["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) \
-            else _plain(dict(fn.__dict__))
+            else plain(dict(fn.__dict__))
         return state
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         saved = state_dict.get("_scale_fn_custom")
         if saved is not None and self._scale_fn_custom is not None:
-            self._scale_fn_custom.__dict__.update(_plain(saved))
+            self._scale_fn_custom.__dict__.update(plain(saved))
 
 
 ANNEAL_STRATEGIES = ("cos", "linear")

@@ -33,12 +33,12 @@ import numpy as np
 
 from ..autograd import grad as _grad
 from ..autograd.batched import jacobian_matrix
-from ..backend import to_host
+from ..backend import host_floats, to_host
 from ..function import enable_grad, no_grad
 from ..linalg import solvers
 from ..tensor import Tensor
 from . import line_search as ls
-from ._second_order import SecondOrderOptimizer, evaluate, host
+from ._second_order import SecondOrderOptimizer, evaluate
 
 SOLVERS = ("svd", "normal", "cg")
 JACOBIANS = ("auto", "rows", "columns")
@@ -212,7 +212,7 @@ class _LeastSquares(SecondOrderOptimizer):
         cached = state.get("_accepted")
         same = False
         if cached is not None:
-            same = bool(host(self._xp, self._xp.all(self._gather() == cached[0]))[0])
+            same = bool(host_floats(self._xp, self._xp.all(self._gather() == cached[0]))[0])
         if not same:
             record["nfev"] += 1
         return r, rd, (cached[1] if same and cached[1] is not None else None)
@@ -256,7 +256,7 @@ class GaussNewton(_LeastSquares):
         group = self.param_groups[0]
         xp = self._xp
         r, rd, _ = self._start(closure, record)
-        (ff,) = host(xp, (rd * rd).sum())
+        (ff,) = host_floats(xp, (rd * rd).sum())
         f0 = 0.5 * ff
         record["nit"] += 1
         record["loss_history"].append(f0)
@@ -281,7 +281,7 @@ class GaussNewton(_LeastSquares):
                 D = xp.where(cn > 0, cn, 1)
                 d = _DampedSystem(xp, J, rd, D, "svd").step(0.0, cutoff=True)
         self._set_grads(g)
-        gmax, gtd = host(xp, xp.abs(g).max(), (g * d).sum())
+        gmax, gtd = host_floats(xp, xp.abs(g).max(), (g * d).sum())
         if gmax <= group["tolerance_grad"]:
             self._finish(record, "converged: max|Jᵀr| <= tolerance_grad")
             return result
@@ -295,9 +295,9 @@ class GaussNewton(_LeastSquares):
 
             def phi(step):
                 rt = self._trial(closure, x0, step * d)
-                return 0.5 * host(xp, (rt * rt).sum())[0]
+                return 0.5 * host_floats(xp, (rt * rt).sum())[0]
 
-            t, _, _, ok = ls._armijo(phi, f0, gtd, t, group["c1"])
+            t, _, _, ok = ls.armijo_on_phi(phi, f0, gtd, t, group["c1"])
             if not ok:
                 self._finish(record, "stopped: no decrease along the Gauss-Newton direction",
                              converged=False)
@@ -306,7 +306,7 @@ class GaussNewton(_LeastSquares):
         self._add(d, t)
         record["step_size"] = t
         if group["xtol"] > 0:  # the full step: a short lr or a backtracked t is not convergence
-            dn, xn = host(xp, xp.sqrt((d * d).sum()), xp.sqrt((x_before ** 2).sum()))
+            dn, xn = host_floats(xp, xp.sqrt((d * d).sum()), xp.sqrt((x_before ** 2).sum()))
             if dn <= group["xtol"] * (xn + group["xtol"]):
                 self._finish(record, "converged: xtol (the relative step is below xtol)")
         return result
@@ -433,7 +433,7 @@ class LevenbergMarquardt(_LeastSquares):
         record.setdefault("radius", None)
         r, rd, J = self._start(closure, record)
         state["_accepted"] = None
-        (ff,) = host(xp, (rd * rd).sum())
+        (ff,) = host_floats(xp, (rd * rd).sum())
         record["nit"] += 1
         record["loss_history"].append(0.5 * ff)
         result = Tensor._make(xp.asarray(0.5 * ff, dtype=rd.dtype), False, None)
@@ -500,7 +500,7 @@ class LevenbergMarquardt(_LeastSquares):
         regime, where ρ alone cannot judge)."""
         rn = self._trial(closure, x0, proposal.step)
         with np.errstate(all="ignore"):
-            (fn2,) = host(self._xp, (rn * rn).sum())
+            (fn2,) = host_floats(self._xp, (rn * rn).sum())
         fn1 = math.sqrt(fn2) if math.isfinite(fn2) else math.inf
         fnorm, prered = steps.fnorm, proposal.prered
         actred = 1.0 - (fn1 / fnorm) ** 2 if 0.1 * fn1 < fnorm else -1.0
@@ -636,7 +636,7 @@ class _DenseSteps:
     def gradient_cosine(self):
         """max_j |(Jᵀr)_j| / (‖J_j‖‖r‖), the gtol measure."""
         xp = self.xp
-        (cosine,) = host(xp, (xp.abs(self.g) / xp.where(self.cn > 0, self.cn, 1)).max()
+        (cosine,) = host_floats(xp, (xp.abs(self.g) / xp.where(self.cn > 0, self.cn, 1)).max()
                          / self.fnorm)
         return cosine
 
@@ -645,7 +645,7 @@ class _DenseSteps:
 
     def norm(self, x):
         """‖D x‖."""
-        return math.sqrt(host(self.xp, ((self.D * x) ** 2).sum())[0])
+        return math.sqrt(host_floats(self.xp, ((self.D * x) ** 2).sum())[0])
 
     def model_gain(self):
         return self.system.model_decrease() / self.ff
@@ -660,7 +660,7 @@ class _DenseSteps:
         p = system.step(lam)
         Jp = self.J @ p
         Dp = D * p
-        jpn, dpn = host(xp, (Jp * Jp).sum(), (Dp * Dp).sum())
+        jpn, dpn = host_floats(xp, (Jp * Jp).sum(), (Dp * Dp).sum())
         pnorm = math.sqrt(dpn)
         if update == "trust_region" and self.first:
             state["delta"] = min(state["delta"], pnorm)
@@ -672,7 +672,7 @@ class _DenseSteps:
             if step is not p:  # the linear model along the accelerated step
                 Js = self.J @ step
                 Ds = D * step
-                lin, rjs, ds2 = host(xp, ((self.rd + Js) ** 2).sum(), (self.rd * Js).sum(),
+                lin, rjs, ds2 = host_floats(xp, ((self.rd + Js) ** 2).sum(), (self.rd * Js).sum(),
                                      (Ds * Ds).sum())
                 return _Proposal(step, lam, math.sqrt(ds2), (self.ff - lin) / self.ff,
                                  rjs / self.ff)
@@ -685,7 +685,7 @@ class _DenseSteps:
         r2 = opt._trial(self.closure, opt._gather(), h * v)  # θ stays θ0 during the trials
         rvv = (2.0 / h) * ((r2 - self.rd) / h - self.J @ v)
         a = system.solve(-(system.Js.T @ rvv), lam)
-        (anorm,) = host(xp, xp.sqrt(((self.D * a) ** 2).sum()))
+        (anorm,) = host_floats(xp, xp.sqrt(((self.D * a) ** 2).sum()))
         if math.isfinite(anorm) and 2.0 * anorm <= self.group["geodesic_alpha"] * vnorm:
             return v + 0.5 * a
         return v
@@ -698,7 +698,8 @@ class _DenseSteps:
             r = opt._residual(closure)
             Jn = opt._jacobian(r)
         gn = Jn.T @ r.data.reshape(-1)
-        new, old = host(xp, xp.sqrt(((gn / D) ** 2).sum()), xp.sqrt(((self.g / D) ** 2).sum()))
+        new, old = host_floats(xp, xp.sqrt(((gn / D) ** 2).sum()),
+                               xp.sqrt(((self.g / D) ** 2).sum()))
         if new < old:
             return 0.5, Jn
         return 0.0, None
@@ -723,7 +724,7 @@ class _MatrixFreeSteps:
         return 1e-3  # JᵀJ is never seen whole
 
     def norm(self, x):
-        return math.sqrt(host(self.xp, (x * x).sum())[0])
+        return math.sqrt(host_floats(self.xp, (x * x).sum())[0])
 
     def _normal_product(self, v, lam=0.0):
         """(JᵀJ + λI) v."""
@@ -735,7 +736,7 @@ class _MatrixFreeSteps:
         group = self.group
         d = solvers.cg(self._normal_product, -self.g, tol=group["cg_tol"],
                        maxiter=group["max_cg_iter"]).x
-        (lin,) = host(self.xp, ((self.rd + self.jv(d)) ** 2).sum())
+        (lin,) = host_floats(self.xp, ((self.rd + self.jv(d)) ** 2).sum())
         return (self.ff - lin) / self.ff
 
     def propose(self, state, update):
@@ -750,7 +751,7 @@ class _MatrixFreeSteps:
                                tol=group["cg_tol"], maxiter=group["max_cg_iter"])
         p = solve.x
         Jp = self.jv(p)
-        lin, pn2, rjp = host(self.xp, ((self.rd + Jp) ** 2).sum(), (p * p).sum(),
+        lin, pn2, rjp = host_floats(self.xp, ((self.rd + Jp) ** 2).sum(), (p * p).sum(),
                              (self.rd * Jp).sum())
         return _Proposal(p, lam, math.sqrt(pn2), (self.ff - lin) / self.ff, rjp / self.ff,
                          solve.niter)

@@ -1,6 +1,10 @@
 """Full-batch gradient descent with a line search: the lecture's "optimal learning rate"."""
 
-from ._second_order import SecondOrderOptimizer, host
+from ..autograd import grad
+from ..backend import host_floats
+from ..function import enable_grad
+from ..tensor import Tensor
+from ._second_order import SecondOrderOptimizer
 from .optimizer import check_number
 
 LINE_SEARCHES = (None, "armijo", "strong_wolfe", "exact")
@@ -53,7 +57,7 @@ class GD(SecondOrderOptimizer):
         xp = self._xp
         want_hvp = group["line_search"] == "exact"
         loss, grads, g = self._loss_and_grad(closure, create_graph=want_hvp)
-        f0, gnorm_max, gg = host(xp, loss.data.reshape(()), xp.abs(g).max(), (g * g).sum())
+        f0, gnorm_max, gg = host_floats(xp, loss.data.reshape(()), xp.abs(g).max(), (g * g).sum())
         record["nit"] += 1
         record["loss_history"].append(f0)
         self._set_grads(g)
@@ -84,10 +88,6 @@ class GD(SecondOrderOptimizer):
 
     def _exact_step(self, grads, g, gg, record):
         """t = gᵀg / gᵀHg by double backward (None if the curvature is not positive)."""
-        from ..autograd import grad
-        from ..function import enable_grad
-        from ..tensor import Tensor
-
         with enable_grad():
             pairs = [(gi * Tensor._make(v, False, None)).sum()
                      for gi, v in zip(grads, self._views(g)) if gi is not None]
@@ -97,5 +97,5 @@ class GD(SecondOrderOptimizer):
             hg = grad([total], self._params, allow_unused=True) if total.requires_grad \
                 else [None] * len(self._params)
         record["nhev"] += 1
-        (curvature,) = host(self._xp, (g * self._vector(hg)).sum())
+        (curvature,) = host_floats(self._xp, (g * self._vector(hg)).sum())
         return gg / curvature if curvature > 0 else None

@@ -41,6 +41,7 @@ from ..autograd.grad import grad
 from ..backend import xp_of
 from ..function import enable_grad, no_grad
 from ..linalg import solvers
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 __all__ = ["HessianFree", "gauss_newton_vector_product"]
@@ -61,8 +62,6 @@ def _unflatten(vector, params):
 
 
 def _split(vector, params):
-    from ..tensor import Tensor
-
     return [Tensor._make(v, False, None) for v in _unflatten(vector, params)]
 
 
@@ -75,7 +74,6 @@ def gauss_newton_vector_product(outputs, loss_fn, params):
     """
     params = list(params)
     xp = xp_of((params[0].data,))
-    from ..tensor import Tensor
 
     with enable_grad():
         u = Tensor._make(outputs.data * 0, False, None).requires_grad_()

@@ -26,7 +26,7 @@ and passes s through an identity op whose backward records ∂L/∂s.
 """
 
 from ..backend import xp_of
-from ..function import Function
+from ..function import Function, enable_grad
 from ..linalg import solvers
 from ..nn.linear import Linear
 from ..tensor import Tensor
@@ -159,8 +159,6 @@ class KFAC(SGD):
     def step(self, closure=None):
         loss = None
         if closure is not None:
-            from ..function import enable_grad
-
             with enable_grad():
                 loss = closure()
         self.precondition()

@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass
 
+from ..backend import host_floats
 from ..function import enable_grad, no_grad
 from ..tensor import Tensor
-from ._second_order import SecondOrderOptimizer, host
-from .line_search import _strong_wolfe
+from ._second_order import SecondOrderOptimizer
+from .line_search import strong_wolfe_on_phi
 from .optimizer import check_number
 
 # PyTorch's constants: a pair (s, y) enters the history only when yᵀs exceeds this
@@ -125,7 +126,7 @@ class LBFGS(SecondOrderOptimizer):
             return loss, self._vector([p.grad for p in self._params])
 
     def _max_abs(self, v):
-        return host(self._xp, self._xp.abs(v).max())[0]
+        return host_floats(self._xp, self._xp.abs(v).max())[0]
 
     def _move(self, closure, state, x0, d, t, loss, flat_grad, gtd):
         """θ ← θ0 + t d, with t from the strong Wolfe search when there is one.
@@ -139,9 +140,9 @@ class LBFGS(SecondOrderOptimizer):
             def phi(step):  # (the caller counts the search's evaluations)
                 self._assign(x0 + step * d)
                 value, g = self._evaluate(closure, state, count=0)
-                return float(value), g, host(xp, (g * d).sum())[0]
+                return float(value), g, host_floats(xp, (g * d).sum())[0]
 
-            loss, flat_grad, t, evals, _ = _strong_wolfe(
+            loss, flat_grad, t, evals, _ = strong_wolfe_on_phi(
                 phi, t, self._max_abs(d), loss, flat_grad, gtd, WOLFE_C1, WOLFE_C2,
                 group["tolerance_change"], WOLFE_MAX_EVALS)
             self._assign(x0)
@@ -191,7 +192,7 @@ class LBFGS(SecondOrderOptimizer):
                 if state["n_iter"] == 1:
                     d = -flat_grad
                     history = CurvatureHistory([], [], [])
-                    t = min(1.0, 1.0 / host(self._xp, self._xp.abs(flat_grad).sum())[0])
+                    t = min(1.0, 1.0 / host_floats(self._xp, self._xp.abs(flat_grad).sum())[0])
                     t *= group["lr"]
                 else:
                     d = self._direction(state, history, flat_grad, prev_flat_grad, d * t)
@@ -201,7 +202,7 @@ class LBFGS(SecondOrderOptimizer):
                 else:
                     prev_flat_grad[...] = flat_grad
                 prev_loss = loss
-                gtd = host(self._xp, (flat_grad * d).sum())[0]
+                gtd = host_floats(self._xp, (flat_grad * d).sum())[0]
                 if gtd > -tolerance_change:
                     message = "converged: the directional derivative is above -tolerance_change"
                     record["converged"] = True
@@ -241,7 +242,7 @@ class LBFGS(SecondOrderOptimizer):
         d = -H g (PyTorch keeps the αᵢ in ``state["al"]``; so does this)."""
         y = flat_grad - prev_flat_grad
         ys = (y * s).sum()
-        if host(self._xp, ys)[0] > CURVATURE_FLOOR:
+        if host_floats(self._xp, ys)[0] > CURVATURE_FLOOR:
             history.push(s, y, ys, self.param_groups[0]["history_size"])
         d, alphas = two_loop_direction(flat_grad, history)
         al = state.setdefault("al", [None] * self.param_groups[0]["history_size"])

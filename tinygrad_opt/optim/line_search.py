@@ -22,20 +22,20 @@ differentiates ``fn`` itself, and returns a :class:`LineSearchResult`.
 
 The searches decide on host numbers: every trial point moves f and
 ∇fᵀd to the host in one transfer, and nothing else leaves the device.
-The cores (``_armijo``, ``_strong_wolfe``) work on φ(t) and serve the
-optimizers, which evaluate their closure at θ0 + t d.
+The cores (:func:`armijo_on_phi`, :func:`strong_wolfe_on_phi`) work on φ(t) and serve
+the optimizers, which evaluate their closure at θ0 + t d.
 """
 
 import math
 from dataclasses import dataclass
 
 from ..autograd import grad as _grad
-from ..backend import xp_of
+from ..backend import host_floats, xp_of
 from ..function import enable_grad
 from ..tensor import Tensor
-from ._second_order import host
 
-__all__ = ["LineSearchResult", "armijo", "exact", "quadratic_step", "strong_wolfe"]
+__all__ = ["LineSearchResult", "armijo", "armijo_on_phi", "exact", "quadratic_step", "strong_wolfe",
+           "strong_wolfe_on_phi"]
 
 
 @dataclass(repr=False, eq=False)  # arrays inside: compared by identity, as before
@@ -69,7 +69,7 @@ class LineSearchResult:
 # Cores on φ(t)
 # ---------------------------------------------------------------------------
 
-def _armijo(phi_value, f0, gtd0, t=1.0, c1=1e-4, shrink=0.5, max_evals=40):
+def armijo_on_phi(phi_value, f0, gtd0, t=1.0, c1=1e-4, shrink=0.5, max_evals=40):
     """Backtracking on φ(t) = f(x + t d) from t until φ(t) <= f0 + c1 t φ'(0).
 
     Each failed trial takes the minimiser of the quadratic through φ(0),
@@ -109,8 +109,8 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None):
     return (xmin_bound + xmax_bound) / 2.0
 
 
-def _strong_wolfe(obj, t, d_norm, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9,
-                  max_ls=25):
+def strong_wolfe_on_phi(obj, t, d_norm, f, g, gtd, c1=1e-4, c2=0.9, tolerance_change=1e-9,
+                        max_ls=25):
     """PyTorch's ``_strong_wolfe``, step for step.
 
     ``obj(t)`` returns (f(x + t d), ∇f(x + t d), ∇f(x + t d)ᵀd) with f and the
@@ -241,7 +241,7 @@ def _start(fn, xd, dd, loss, grad):
     else:
         f0 = loss.data if isinstance(loss, Tensor) else xp.asarray(loss)
         g0 = grad.data if isinstance(grad, Tensor) else grad
-    f0, gtd0 = host(xp, f0, (g0 * dd).sum())
+    f0, gtd0 = host_floats(xp, f0, (g0 * dd).sum())
     return xp, f0, g0, gtd0
 
 
@@ -263,9 +263,10 @@ def armijo(fn, x, d, *, loss=None, grad=None, lr=1.0, c1=1e-4, shrink=0.5, max_e
     if not gtd0 < 0:
         return LineSearchResult(0.0, f0, None, gtd0, 0, False,
                                 f"d is not a descent direction (∇fᵀd = {gtd0:.3e} >= 0)")
-    t, f, nfev, ok = _armijo(lambda t: host(xp, fn(Tensor._make(xd + t * dd, False, None))
-                                           .data.reshape(()))[0], f0, gtd0, lr, c1, shrink,
-                             max_evals)
+    def phi_value(t):
+        return host_floats(xp, fn(Tensor._make(xd + t * dd, False, None)).data.reshape(()))[0]
+
+    t, f, nfev, ok = armijo_on_phi(phi_value, f0, gtd0, lr, c1, shrink, max_evals)
     return LineSearchResult(t, f, None, None, nfev, ok,
                             "sufficient decrease" if ok else f"no sufficient decrease in "
                             f"{max_evals} evaluations")
@@ -288,13 +289,13 @@ def strong_wolfe(fn, x, d, *, loss=None, grad=None, lr=1.0, c1=1e-4, c2=0.9,
 
     def obj(t):
         f, g = _value_and_grad(fn, xd + t * dd)
-        f, gtd = host(xp, f, (g * dd).sum())
+        f, gtd = host_floats(xp, f, (g * dd).sum())
         return f, g, gtd
 
-    (d_norm,) = host(xp, xp.abs(dd).max())
-    f, g, t, nfev, ok = _strong_wolfe(obj, lr, d_norm, f0, g0, gtd0, c1, c2,
-                                      tolerance_change, max_ls)
-    gtd = host(xp, (g * dd).sum())[0]
+    (d_norm,) = host_floats(xp, xp.abs(dd).max())
+    f, g, t, nfev, ok = strong_wolfe_on_phi(obj, lr, d_norm, f0, g0, gtd0, c1, c2,
+                                            tolerance_change, max_ls)
+    gtd = host_floats(xp, (g * dd).sum())[0]
     return LineSearchResult(t, f, Tensor._make(g, False, None), gtd, nfev, ok,
                             "strong Wolfe conditions hold" if ok else
                             "stopped before the strong Wolfe conditions held (bracket too "
@@ -320,7 +321,7 @@ def exact(fn, x, d, *, grad=None):
         gd = (g * Tensor._make(dd, False, None)).sum()
         (hd,) = _grad([gd], [xt], allow_unused=True) if gd.requires_grad else (None,)
     hd = hd.data if hd is not None else dd * 0
-    f0, gtd, curvature = host(xp, f.data.reshape(()), gd.data, (dd * hd).sum())
+    f0, gtd, curvature = host_floats(xp, f.data.reshape(()), gd.data, (dd * hd).sum())
     if not curvature > 0:
         return LineSearchResult(0.0, f0, Tensor._make(g.data, False, None), gtd, 1, False,
                                 f"the curvature along d is not positive (dᵀHd = "
@@ -340,7 +341,7 @@ def quadratic_step(A, g, d):
     else:
         Ad = (A.data if isinstance(A, Tensor) else A) @ dd
     xp = xp_of((gd,))
-    num, den = host(xp, (gd * dd).sum(), (dd * Ad).sum())
+    num, den = host_floats(xp, (gd * dd).sum(), (dd * Ad).sum())
     if not den > 0:
         raise ValueError(f"quadratic_step: dᵀAd = {den:.3e} is not positive; the quadratic "
                          "has no minimum along d.")

@@ -34,149 +34,14 @@ PyTorch) jumps to ``epoch`` with the closed form instead.
 import math
 import types
 import warnings
-import weakref
 from bisect import bisect_right
 from collections import Counter
 
 import numpy as np
 
+from .cyclic_lr import CyclicLR, OneCycleLR  # the cyclical schedules: their own file
 from .optimizer import Optimizer
-
-EPOCH_DEPRECATION_WARNING = (
-    "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated "
-    "where possible. Please use `scheduler.step()` to step the scheduler. During the "
-    "deprecation, if epoch is different from None, the closed form is used instead of the "
-    "new chainable form, where available.")
-
-
-def _lrs(optimizer):
-    return [group["lr"] for group in optimizer.param_groups]
-
-
-def _plain(value):
-    """Numbers, strings and lists as Python objects (a checkpoint file may hand
-    back NumPy scalars and arrays)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.item() if value.ndim == 0 else value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-class LRScheduler:
-    """Base class of the schedulers: subclasses implement :meth:`get_lr`
-    (and, where one exists, ``_get_closed_form_lr``).
-
-    Args:
-        optimizer (Optimizer): the optimizer whose ``group["lr"]`` to set.
-        last_epoch (int): the index of the last epoch; -1 (default) starts a
-            new schedule. Only when resuming: then every group must already
-            have ``initial_lr`` (load the optimizer's state first).
-    """
-
-    _is_initial = False
-
-    def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer; pass the "
-                            "optimizer whose learning rate to schedule.")
-        self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
-                                   f"when resuming a scheduler with last_epoch={last_epoch}; "
-                                   "load the optimizer's state_dict first, or use "
-                                   "last_epoch=-1 for a fresh run.")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        _track_optimizer_steps(optimizer)
-        self._initial_step()
-
-    def _initial_step(self):
-        """Reset the step count and apply epoch 0 (last_epoch + 1)."""
-        self._step_count = 0
-        self._is_initial = True
-        try:
-            self.step()
-        finally:
-            self._is_initial = False
-
-    def get_lr(self):
-        """The learning rates for ``last_epoch`` (called by :meth:`step`)."""
-        raise NotImplementedError
-
-    def get_last_lr(self):
-        """The learning rates this scheduler set last, one per param group."""
-        return self._last_lr
-
-    def step(self, epoch=None):
-        """Advance one epoch (or jump to ``epoch``, deprecated) and set the lrs.
-        Call it after ``optimizer.step()``."""
-        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", True):
-            warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
-                          "Call them in the opposite order: `optimizer.step()` before "
-                          "`lr_scheduler.step()`, or the first value of the schedule is "
-                          "skipped.", UserWarning, stacklevel=2)
-        self._step_count += 1
-        if epoch is not None:
-            warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
-        self._update_lr(epoch)
-
-    def _update_lr(self, epoch=None):
-        if epoch is None:
-            self.last_epoch += 1
-            values = self.get_lr()
-        else:
-            self.last_epoch = epoch
-            closed = getattr(self, "_get_closed_form_lr", None)
-            values = closed() if closed is not None else self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
-        self._last_lr = _lrs(self.optimizer)
-
-    # -- checkpoints ------------------------------------------------------------
-
-    _not_saved = ("optimizer",)
-
-    def state_dict(self):
-        """Every attribute but the optimizer, as plain numbers, strings and lists."""
-        return {k: _plain(v) for k, v in self.__dict__.items() if k not in self._not_saved}
-
-    def load_state_dict(self, state_dict):
-        """Restore what :meth:`state_dict` returned (or ``tg.load`` read back)."""
-        self.__dict__.update({k: _plain(v) for k, v in state_dict.items()
-                              if k not in self._not_saved})
-
-    def __repr__(self):
-        return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self.get_last_lr()})"
-
-
-def _track_optimizer_steps(optimizer):
-    """Mark the optimizer when its step runs, so that a scheduler stepped first
-    can warn (PyTorch's most common scheduling mistake)."""
-    step = optimizer.step
-    if getattr(step, "_wrapped_by_lr_sched", False) or not hasattr(step, "__func__"):
-        return
-    optimizer._opt_called = False
-    ref = weakref.ref(optimizer)
-    func = step.__func__
-
-    def wrapper(*args, **kwargs):
-        opt = ref()
-        opt._opt_called = True
-        return func(opt, *args, **kwargs)
-
-    wrapper._wrapped_by_lr_sched = True
-    wrapper.__doc__ = func.__doc__
-    optimizer.step = wrapper
+from .scheduler_base import EPOCH_DEPRECATION_WARNING, LRScheduler, current_lrs, plain
 
 
 class _LambdaScheduler(LRScheduler):
@@ -207,14 +72,14 @@ class _LambdaScheduler(LRScheduler):
     def state_dict(self):
         state = super().state_dict()
         state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType)
-                               else _plain(dict(fn.__dict__)) for fn in self.lr_lambdas]
+                               else plain(dict(fn.__dict__)) for fn in self.lr_lambdas]
         return state
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         for fn, saved in zip(self.lr_lambdas, state_dict.get("lr_lambdas", [])):
             if saved is not None:
-                fn.__dict__.update(_plain(saved))
+                fn.__dict__.update(plain(saved))
 
 
 class LambdaLR(_LambdaScheduler):
@@ -242,7 +107,7 @@ class MultiplicativeLR(_LambdaScheduler):
 
     def get_lr(self):
         if self._is_initial:
-            return _lrs(self.optimizer)
+            return current_lrs(self.optimizer)
         return [group["lr"] * fn(self.last_epoch)
                 for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
 
@@ -267,7 +132,7 @@ class StepLR(LRScheduler):
 
     def get_lr(self):
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
-            return _lrs(self.optimizer)
+            return current_lrs(self.optimizer)
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self):
@@ -298,11 +163,11 @@ class MultiStepLR(LRScheduler):
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
-        self.milestones = Counter(int(m) for m in _plain(state_dict["milestones"]))
+        self.milestones = Counter(int(m) for m in plain(state_dict["milestones"]))
 
     def get_lr(self):
         if self.last_epoch not in self.milestones:
-            return _lrs(self.optimizer)
+            return current_lrs(self.optimizer)
         return [group["lr"] * self.gamma ** self.milestones[self.last_epoch]
                 for group in self.optimizer.param_groups]
 
@@ -327,7 +192,7 @@ class ExponentialLR(LRScheduler):
 
     def get_lr(self):
         if self._is_initial:
-            return _lrs(self.optimizer)
+            return current_lrs(self.optimizer)
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self):
@@ -362,7 +227,7 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self):
         t, T, lo = self.last_epoch, self.T_max, self.eta_min
         if self._is_initial:
-            return _lrs(self.optimizer)
+            return current_lrs(self.optimizer)
         if self._step_count == 1 and t > 0:
             return [lo + (base - lo) * (1 + math.cos(t * math.pi / T)) / 2
                     for base in self.base_lrs]
@@ -439,7 +304,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self._step_count = getattr(self, "_step_count", 0) + 1
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
-        self._last_lr = _lrs(self.optimizer)
+        self._last_lr = current_lrs(self.optimizer)
 
 
 class LinearLR(LRScheduler):
@@ -478,7 +343,7 @@ class LinearLR(LRScheduler):
         if t == 0:
             return [group["lr"] * s for group in self.optimizer.param_groups]
         if self._is_initial or t > T:
-            return _lrs(self.optimizer)
+            return current_lrs(self.optimizer)
         return [group["lr"] * (1.0 + (e - s) / (T * s + (t - 1) * (e - s)))
                 for group in self.optimizer.param_groups]
 
@@ -511,7 +376,7 @@ class ConstantLR(LRScheduler):
         if self.last_epoch == 0:
             return [group["lr"] * self.factor for group in self.optimizer.param_groups]
         if self.last_epoch != self.total_iters:
-            return _lrs(self.optimizer)
+            return current_lrs(self.optimizer)
         return [group["lr"] * (1.0 / self.factor) for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self):
@@ -539,7 +404,7 @@ class PolynomialLR(LRScheduler):
     def get_lr(self):
         t, T = self.last_epoch, self.total_iters
         if self._is_initial or t > T:
-            return _lrs(self.optimizer)
+            return current_lrs(self.optimizer)
         factor = ((1.0 - t / T) / (1.0 - (t - 1) / T)) ** self.power
         return [group["lr"] * factor for group in self.optimizer.param_groups]
 
@@ -714,12 +579,12 @@ class ChainedScheduler(_Composite):
         _check_same_optimizer(self, schedulers, optimizer)
         self._schedulers = list(schedulers)
         self.optimizer = optimizer
-        self._last_lr = _lrs(self._schedulers[-1].optimizer)
+        self._last_lr = current_lrs(self._schedulers[-1].optimizer)
 
     def step(self):
         for scheduler in self._schedulers:
             scheduler.step()
-        self._last_lr = _lrs(self._schedulers[-1].optimizer)
+        self._last_lr = current_lrs(self._schedulers[-1].optimizer)
 
     def __repr__(self):
         return f"ChainedScheduler({[type(s).__name__ for s in self._schedulers]})"
@@ -828,7 +693,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown = cooldown
         self.eps = eps
         self.last_epoch = 0
-        self._last_lr = _lrs(optimizer)
+        self._last_lr = current_lrs(optimizer)
         self._init_is_better(mode, threshold, threshold_mode)
         self._reset()
 
@@ -857,7 +722,7 @@ class ReduceLROnPlateau(LRScheduler):
             self._reduce_lr()
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
-        self._last_lr = _lrs(self.optimizer)
+        self._last_lr = current_lrs(self.optimizer)
 
     def _reduce_lr(self):
         if len(self.optimizer.param_groups) != len(self.min_lrs):
@@ -901,20 +766,16 @@ class ReduceLROnPlateau(LRScheduler):
         return self._last_lr
 
     def state_dict(self):
-        return {k: _plain(v) for k, v in self.__dict__.items() if k != "optimizer"}
+        return {k: plain(v) for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        self.__dict__.update({k: _plain(v) for k, v in state_dict.items() if k != "optimizer"})
+        self.__dict__.update({k: plain(v) for k, v in state_dict.items() if k != "optimizer"})
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
 
     def __repr__(self):
         return (f"ReduceLROnPlateau(mode={self.mode!r}, best={self.best}, "
                 f"num_bad_epochs={self.num_bad_epochs}, lr={self.get_last_lr()})")
 
-
-# The cyclical schedules live in their own file; imported last because they
-# build on LRScheduler above.
-from .cyclic_lr import CyclicLR, OneCycleLR
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR",
            "ConstantLR", "LinearLR", "ExponentialLR", "PolynomialLR", "CosineAnnealingLR",

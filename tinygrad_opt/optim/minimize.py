@@ -10,11 +10,17 @@ and scipy's names (``x``, ``fun``, ``jac``, ``nit``, ``nfev``, ``njev``,
 ``nhev``, ``success``, ``status``, ``message``) plus ``loss_history``.
 """
 
+from ..autograd import grad
 from ..autograd.batched import jacobian_matrix
-from ..backend import to_host
+from ..backend import host_floats, to_host, xp_of
 from ..function import enable_grad, no_grad
 from ..tensor import Tensor
-from ._second_order import host
+from .bfgs import BFGS
+from .gauss_newton import GaussNewton, LevenbergMarquardt
+from .gd import GD
+from .lbfgs import LBFGS
+from .newton import Newton
+from .newton_cg import NewtonCG
 
 __all__ = ["LEAST_SQUARES_METHODS", "METHODS", "OptimizeResult", "least_squares", "minimize"]
 
@@ -46,12 +52,6 @@ class OptimizeResult(dict):
 
 
 def _methods():
-    from .bfgs import BFGS
-    from .gd import GD
-    from .lbfgs import LBFGS
-    from .newton import Newton
-    from .newton_cg import NewtonCG
-
     return {"gd": GD, "newton": Newton, "newton-cg": NewtonCG, "newtoncg": NewtonCG,
             "bfgs": BFGS, "l-bfgs": LBFGS, "lbfgs": LBFGS}
 
@@ -161,7 +161,6 @@ def minimize(fn, x0, method="bfgs", *, tol=None, maxiter=None, callback=None, op
     with enable_grad():
         xe = x.detach().requires_grad_()
         f = fn(xe)
-        from ..autograd import grad
 
         (g,) = grad([f.reshape(())], [xe], allow_unused=True)
     fun = float(f.item())
@@ -174,8 +173,6 @@ def minimize(fn, x0, method="bfgs", *, tol=None, maxiter=None, callback=None, op
 
 
 def _xp(t):
-    from ..backend import xp_of
-
     return xp_of((t.data,))
 
 
@@ -208,8 +205,6 @@ def least_squares(residual_fn, x0, method="lm", *, ftol=1e-8, xtol=1e-8, gtol=1e
         ``success``, ``message``, ``loss_history`` and, for LM,
         ``lam_history``.
     """
-    from .gauss_newton import GaussNewton, LevenbergMarquardt
-
     key = method.lower()
     if key not in LEAST_SQUARES_METHODS:
         raise ValueError(f"least_squares: unknown method {method!r}; use 'lm' or 'gn'.")
@@ -241,7 +236,7 @@ def least_squares(residual_fn, x0, method="lm", *, ftol=1e-8, xtol=1e-8, gtol=1e
         J = jacobian_matrix(r, [xe]) if r.requires_grad else xp.zeros((r.numel(), n))
     rd = r.data.reshape(-1)
     with no_grad():
-        cost = 0.5 * host(xp, (rd * rd).sum())[0]
+        cost = 0.5 * host_floats(xp, (rd * rd).sum())[0]
     g = J.T @ rd
     return OptimizeResult(
         x=_output(x, was_tensor), cost=cost, fun=to_host(rd.copy()), jac=to_host(J),
@@ -253,7 +248,7 @@ def least_squares(residual_fn, x0, method="lm", *, ftol=1e-8, xtol=1e-8, gtol=1e
 
 def _gn_converged(xp, record, x_before, x, ftol, xtol):
     history = record["loss_history"]
-    step, xnorm = host(xp, xp.sqrt(((x.data - x_before) ** 2).sum()),
+    step, xnorm = host_floats(xp, xp.sqrt(((x.data - x_before) ** 2).sum()),
                        xp.sqrt((x_before ** 2).sum()))
     if xtol > 0 and step <= xtol * (xnorm + xtol):
         record["converged"] = True

@@ -59,15 +59,23 @@ class NAdam(Optimizer):
 
     def _step_group(self, group):
         beta1, beta2 = group["betas"]
-        for p in self._params_with_grad(group):
-            state = self._lazy_state(p, ("exp_avg", "exp_avg_sq"), mu_product=1.0)
-            step = advance_step(state)
-            _nadam(p.data, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data,
-                   state["mu_product"].data, step=step, lr=group["lr"],
+        buffers = ("exp_avg", "exp_avg_sq")
+        params = self._params_with_grad(group)
+        states = [self._lazy_state(p, buffers, mu_product=1.0) for p in params]
+        steps = [advance_step(state) for state in states]
+
+        def update(param, grad, arrays, k):
+            _nadam(param, grad, arrays["exp_avg"], arrays["exp_avg_sq"],
+                   states[k]["mu_product"].data, step=steps[k], lr=group["lr"],
                    beta1=beta1, beta2=beta2, eps=group["eps"],
                    weight_decay=group["weight_decay"], momentum_decay=group["momentum_decay"],
                    decoupled_weight_decay=group["decoupled_weight_decay"],
                    maximize=group["maximize"])
+
+        went_flat = self._update_all(group, params, states, buffers, update,
+                                     scalars=("step", "mu_product"))
+        for k in went_flat[1:]:  # the flat step advanced the first one's Πₜ for all
+            states[k]["mu_product"].data[...] = states[went_flat[0]]["mu_product"].data
 
 
 @fusable("nadam")  # CuPy arrays take the fused kernel of cuda_kernels.py

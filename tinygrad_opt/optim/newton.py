@@ -1,8 +1,9 @@
 """Newton's method with the exact Hessian from double backward."""
 
 from ..autograd.batched import hessian_from_gradient
+from ..backend import host_floats
 from ..linalg import solvers
-from ._second_order import SecondOrderOptimizer, host
+from ._second_order import SecondOrderOptimizer
 
 MODIFICATIONS = (None, "damping", "abs", "clip")
 LINE_SEARCHES = (None, "armijo", "strong_wolfe")
@@ -60,7 +61,7 @@ class Newton(SecondOrderOptimizer):
         group = self.param_groups[0]
         xp = self._xp
         loss, grads, g = self._loss_and_grad(closure, create_graph=True)
-        f0, gmax = host(xp, loss.data.reshape(()), xp.abs(g).max())
+        f0, gmax = host_floats(xp, loss.data.reshape(()), xp.abs(g).max())
         record["nit"] += 1
         record["loss_history"].append(f0)
         self._set_grads(g)
@@ -75,7 +76,7 @@ class Newton(SecondOrderOptimizer):
         t = group["lr"]
         search = group["line_search"]
         if search is not None:
-            (gtd,) = host(xp, (g * d).sum())
+            (gtd,) = host_floats(xp, (g * d).sum())
             if not gtd < 0:  # not a descent direction (plain Newton at a saddle)
                 self._finish(record, f"stopped: the Newton direction is not a descent "
                              f"direction (gᵀd = {gtd:.3e})", converged=False)
@@ -96,7 +97,7 @@ def newton_direction(xp, H, g, modification, min_curvature=1e-8):
             return xp.linalg.lstsq(H, -g, rcond=None)[0], 0.0
     if modification == "damping":
         diag = xp.diagonal(H)
-        dmin, dmax = host(xp, diag.min(), xp.abs(diag).max())
+        dmin, dmax = host_floats(xp, diag.min(), xp.abs(diag).max())
         beta = 1e-3 * max(1.0, dmax)
         lam = 0.0 if dmin > 0 else -dmin + beta
         eye = xp.eye(n, dtype=H.dtype)
@@ -109,5 +110,5 @@ def newton_direction(xp, H, g, modification, min_curvature=1e-8):
                            "finite?).")
     w0, V = xp.linalg.eigh(H)
     w = xp.maximum(xp.abs(w0) if modification == "abs" else w0, min_curvature)
-    (shift,) = host(xp, xp.abs(w - w0).max())
+    (shift,) = host_floats(xp, xp.abs(w - w0).max())
     return -(V @ ((V.T @ g) / w)), shift

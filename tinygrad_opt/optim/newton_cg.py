@@ -1,10 +1,11 @@
 """Hessian-free Newton: conjugate gradient on Hessian-vector products."""
 
 from ..autograd import grad as _grad
+from ..backend import host_floats
 from ..function import enable_grad
 from ..linalg import solvers
 from ..tensor import Tensor
-from ._second_order import SecondOrderOptimizer, host
+from ._second_order import SecondOrderOptimizer
 
 LINE_SEARCHES = (None, "armijo", "strong_wolfe")
 
@@ -81,7 +82,7 @@ class NewtonCG(SecondOrderOptimizer):
         group = self.param_groups[0]
         xp = self._xp
         loss, grads, g = self._loss_and_grad(closure, create_graph=True)
-        f0, gmax, gnorm = host(xp, loss.data.reshape(()), xp.abs(g).max(),
+        f0, gmax, gnorm = host_floats(xp, loss.data.reshape(()), xp.abs(g).max(),
                                xp.sqrt((g * g).sum()))
         record["nit"] += 1
         record["loss_history"].append(f0)
@@ -101,7 +102,7 @@ class NewtonCG(SecondOrderOptimizer):
         solve = solvers.steihaug(hvp, g, None, tol=tol, maxiter=maxiter)
         record["cg_iterations"] = solve.niter
         d = solve.x
-        (gtd,) = host(xp, (g * d).sum())
+        (gtd,) = host_floats(xp, (g * d).sum())
         if not gtd < 0:
             d, gtd = -g, -gnorm * gnorm
         t = group["lr"]
@@ -119,7 +120,7 @@ class NewtonCG(SecondOrderOptimizer):
         solve = solvers.steihaug(hvp, g, radius, tol=tol, maxiter=maxiter)
         record["cg_iterations"] = solve.niter
         p = solve.x
-        gp, pHp, pnorm = host(xp, (g * p).sum(), (p * hvp(p)).sum(), xp.sqrt((p * p).sum()))
+        gp, pHp, pnorm = host_floats(xp, (g * p).sum(), (p * hvp(p)).sum(), xp.sqrt((p * p).sum()))
         predicted = -(gp + 0.5 * pHp)
         x0 = self._gather()
         f_new = self._phi_value(closure, x0, p)(1.0)

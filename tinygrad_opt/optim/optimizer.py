@@ -13,6 +13,12 @@ arithmetic itself is one pure function on raw arrays (``_sgd``, ``_adam``,
 faster kernel can replace it. An algorithm that needs more than one gradient
 per step (Newton, BFGS, L-BFGS) overrides ``step`` instead.
 
+A rule made only of elementwise operations goes through :meth:`_update_all`,
+which runs it once over flat buffers holding a group's small parameters
+(``optim/flat.py``: torch's ``foreach`` for NumPy, bit-identical to the
+per-parameter calls) and falls back to one call per parameter whenever
+flattening would not be exact or safe.
+
 Updates work on ``p.data`` and ``p.grad.data`` in place with the namespace of
 the arrays (``numpy`` or ``cupy``), never write into ``p.grad`` (a gradient may
 share memory with another), and never synchronise with a GPU.
@@ -24,9 +30,10 @@ from collections import defaultdict
 import numpy as np
 
 from .. import backend, versions
+from ..autograd.zero_grads import zero_grads
 from ..function import enable_grad, no_grad
-from ..nn.utils import zero_grads
 from ..tensor import Tensor
+from . import flat
 
 # State entries kept as 0-d float tensors on the host whatever the parameter's
 # device: reading them in step() then never waits for a GPU.
@@ -336,6 +343,8 @@ class Optimizer:
         state = dict(self.__dict__)
         state.pop("step", None)
         state.pop("_opt_called", None)
+        # Flat layouts hold views of the state; a copy rebuilds its own.
+        state.pop("_flat_layouts", None)
         return state
 
     # -- description ------------------------------------------------------------
@@ -370,6 +379,39 @@ class Optimizer:
             for name in zeros:
                 state[name] = _state_tensor(xp.zeros_like(p.data))
         return state
+
+
+    def _update_all(self, group, params, states, names, update, scalars=("step",)):
+        """Apply an elementwise rule to every parameter of ``params`` (with their
+        state dicts ``states`` and state buffer names ``names``):
+        ``update(param, grad, {name: array}, k)`` on raw arrays, k being the
+        parameter's position in ``params`` (for its host scalars: ``step``, ...).
+
+        The small parameters (at most ``flat.MAX_SIZE`` elements), when it is safe
+        (see :mod:`.flat`: among others, their host ``scalars`` agree), take one
+        call of the rule over flat buffers holding them all -- the same bits, far
+        fewer calls -- with the first one's k standing for all; the others take
+        one call each. Returns the positions that went flat (empty if none).
+        Only rules made of elementwise operations may come here: a per-parameter
+        reduction would change on a concatenation.
+        """
+        small = [k for k, p in enumerate(params) if p.data.size <= flat.MAX_SIZE]
+        layouts = self.__dict__.setdefault("_flat_layouts", {})
+        if id(group) not in layouts and layouts:  # forget layouts of replaced groups
+            live = {id(g) for g in self.param_groups}
+            for key in [k for k in layouts if k not in live]:
+                del layouts[key]
+        if small and flat.flat_step(
+                layouts, id(group), [params[k] for k in small], [states[k] for k in small],
+                names, lambda param, grad, arrays: update(param, grad, arrays, small[0]),
+                scalars):
+            went_flat = set(small)
+        else:
+            small, went_flat = [], ()
+        for k, (p, state) in enumerate(zip(params, states)):
+            if k not in went_flat:
+                update(p.data, p.grad.data, {name: state[name].data for name in names}, k)
+        return small
 
 
 def advance_step(state):

@@ -62,16 +62,21 @@ class RMSprop(Optimizer):
         momentum, centered = group["momentum"], group["centered"]
         buffers = (("square_avg",) + (("momentum_buffer",) if momentum > 0 else ())
                    + (("grad_avg",) if centered else ()))
-        for p in self._params_with_grad(group):
-            state = self._lazy_state(p, buffers)
+        params = self._params_with_grad(group)
+        states = [self._lazy_state(p, buffers) for p in params]
+        for state in states:
             advance_step(state)
-            _rmsprop(p.data, p.grad.data, state["square_avg"].data,
-                     state["grad_avg"].data if centered else None,
-                     state["momentum_buffer"].data if momentum > 0 else None,
+
+        def update(param, grad, arrays, k):
+            _rmsprop(param, grad, arrays["square_avg"],
+                     arrays["grad_avg"] if centered else None,
+                     arrays["momentum_buffer"] if momentum > 0 else None,
                      lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
                      weight_decay=group["weight_decay"], momentum=momentum,
                      centered=centered, maximize=group["maximize"],
                      eps_inside_sqrt=group["eps_inside_sqrt"])
+
+        self._update_all(group, params, states, buffers, update)
 
 
 @fusable("rmsprop")  # CuPy arrays take the fused kernel of cuda_kernels.py

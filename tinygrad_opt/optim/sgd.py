@@ -85,15 +85,23 @@ class SGD(Optimizer):
     def _step_group(self, group):
         momentum = group["momentum"]
         rule = _sgd_lecture if group["momentum_form"] == "lecture" else _sgd
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
+        params = self._params_with_grad(group)
+        states = [self.state[p] for p in params]
+        names = ("momentum_buffer",) if momentum != 0 else ()
+
+        def update(param, grad, arrays, k):
+            return rule(param, grad, arrays.get("momentum_buffer"),
+                        lr=group["lr"], momentum=momentum, dampening=group["dampening"],
+                        weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+                        maximize=group["maximize"])
+
+        if all(name in state for state in states for name in names):
+            self._update_all(group, params, states, names, update, scalars=())
+            return
+        for p, state in zip(params, states):  # a first step: the rule makes the buffers
             buf = state.get("momentum_buffer")
-            new_buf = rule(p.data, p.grad.data, None if buf is None else buf.data,
-                           lr=group["lr"], momentum=momentum, dampening=group["dampening"],
-                           weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                           maximize=group["maximize"])
+            arrays = {} if buf is None else {"momentum_buffer": buf.data}
+            new_buf = update(p.data, p.grad.data, arrays, None)
             if momentum != 0 and buf is None:
                 state["momentum_buffer"] = _state_tensor(new_buf)
 

@@ -34,6 +34,16 @@ import time
 
 import numpy as np
 
+import tinygrad_opt as tg
+
+from .. import graph, nn, optim
+from ..data import make_moons, train_val_test_split
+from ..train import evaluate, fit, progress_bar
+from . import hessian_lab, lr_finder, plots, race, specs
+from .hessian_lab import GRAD_TOL
+from .race import format_rows
+from .report import Report
+
 __all__ = ["STAGES", "run_demo"]
 
 STAGES = ("training", "graph", "races", "hessian", "learning rates", "report")
@@ -50,9 +60,7 @@ class _Stages:
     """A tqdm bar over the stages (on a terminal), else nothing."""
 
     def __init__(self, enabled):
-        from ..train import _progress_bar
-
-        self.bar = _progress_bar(enabled, len(STAGES))
+        self.bar = progress_bar(enabled, len(STAGES))
         self.times = {}
         self._name, self._start = None, None
 
@@ -76,20 +84,12 @@ class _Stages:
 
 
 def _moons(n, seed):
-    from ..data import make_moons, train_val_test_split
-
     X, y = make_moons(n, noise=0.25, seed=seed)
     return train_val_test_split(X, y, seed=seed)
 
 
 def _train(split, quick, seed):
     """{label: (model, history)} for the moons, one per optimizer."""
-    import tinygrad_opt as tg
-
-    from .. import nn
-    from ..train import fit
-    from . import specs
-
     # momentum at lr·(1−β) = SGD's lr: the same effective step, so the comparison
     # shows what the velocity adds, not a ten times larger step
     runs = {"sgd": "sgd:lr=0.1", "momentum": "momentum:lr=0.01", "rmsprop": "rmsprop:lr=0.01",
@@ -109,10 +109,6 @@ def _train(split, quick, seed):
 def _graph(model, split, folder):
     """Render the loss graph of a 4-sample batch: (path or None, the report's figure
     HTML or None, DOT text, stats)."""
-    import tinygrad_opt as tg
-
-    from .. import graph, nn
-
     X, y = split.train
     loss = nn.functional.cross_entropy(model(tg.Tensor(X[:4])), tg.Tensor(y[:4]))
     loss.name = "loss"
@@ -127,11 +123,6 @@ def _graph(model, split, folder):
 
 def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
     """Run the demo; returns a summary dict (times, tables, numbers, the report's path)."""
-    from .. import nn
-    from ..train import evaluate
-    from . import hessian_lab, lr_finder, plots, race
-    from .report import Report
-
     began = time.perf_counter()
     folder = os.fspath(out)
     os.makedirs(folder, exist_ok=True)
@@ -234,7 +225,6 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
         lab = hessian_lab.analyze(best_model, nn.functional.cross_entropy, X_tr, y_tr, k=5,
                                   samples=20 if quick else 100, seed=seed)
         p_sp = plots.spectrum(lab, os.path.join(folder, "spectrum.png"))
-        import tinygrad_opt as tg
 
         tg.manual_seed(seed)
         fresh = nn.MLP([2, 32, 32, 2], activation="tanh")
@@ -274,7 +264,6 @@ def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
 
         # 5. learning rates ---------------------------------------------------------------
         stages.start("learning rates")
-        from .. import optim
 
         tg.manual_seed(seed)
         model = nn.MLP([2, 16, 16, 2], activation="tanh")
@@ -347,8 +336,6 @@ def _zigzag_sentence(result):
 
 def _curvature_sentence(lab):
     """The lab's verdict in words, from its numbers."""
-    from .hessian_lab import GRAD_TOL
-
     where = ("a critical point" if lab.critical else "not a critical point")
     return (f"The gradient norm is {lab.grad_norm:.3g}, so this is {where} (the lab "
             f"calls ‖∇L‖ ≤ {GRAD_TOL:g} critical); the curvature reads "
@@ -358,8 +345,6 @@ def _curvature_sentence(lab):
 
 def format_summary(summary):
     """The terminal summary: one small table per part, and where the report is."""
-    from .race import format_rows
-
     lines = []
     t = summary.get("training")
     if t:

@@ -50,6 +50,7 @@ from ..autograd import grad as _grad
 from ..autograd.batched import hessian_matrix
 from ..backend import to_host, xp_of
 from ..function import enable_grad
+from ..optim import SGD
 from ..tensor import Tensor
 
 __all__ = [
@@ -393,8 +394,6 @@ def edge_of_stability(model, loss_fn, X, y, lr, steps=200, every=10, momentum=0.
     ``every`` steps (and at the last). Returns an :class:`EoSResult`.
 
     ``progress(done)`` is called after every step (the command line's bar)."""
-    from ..optim import SGD
-
     if not lr > 0:
         raise ValueError(f"edge_of_stability: lr={lr} must be positive.")
     net = _float64_copy(model)

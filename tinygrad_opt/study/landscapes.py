@@ -55,6 +55,7 @@ import numpy as np
 
 from .. import functions as F
 from ..function import no_grad
+from ..functions import stack
 from ..tensor import Tensor
 
 __all__ = ["LANDSCAPES", "LANDSCAPES_1D", "Landscape", "get", "names", "names_1d",
@@ -108,7 +109,6 @@ class Landscape:
             raise ValueError(f"the {self.name} landscape is not a sum of squares, so it has no "
                              "residual form for Gauss-Newton / Levenberg-Marquardt; choose "
                              f"one of {', '.join(least_squares_names())}.")
-        from ..functions import stack
 
         return stack(list(self._residuals(*self._coords(p))))
 

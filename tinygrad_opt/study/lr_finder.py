@@ -39,6 +39,8 @@ import warnings
 import numpy as np
 
 from ..data import DataLoader, as_dataset
+from ..optim import SGD
+from ..optim import lr_scheduler as S
 from ..tensor import Tensor
 
 __all__ = ["SCHEDULES", "LRFinderResult", "lr_range_test", "schedule_curves", "suggest"]
@@ -189,8 +191,6 @@ def _no_suggestion(lrs, smoothed, reason, min_drop, smooth_f):
 
 def _schedules():
     """name -> (build(optimizer, steps), needs a metric): one example of every scheduler."""
-    from ..optim import lr_scheduler as S
-
     def plateau_metric(t, steps):
         # a loss that improves, then stalls (ReduceLROnPlateau cuts the lr when it stalls)
         return 1.0 / (1 + t) if t < steps // 3 else 1.0 / (1 + steps // 3)
@@ -246,8 +246,6 @@ SCHEDULES = tuple(_schedules())
 def schedule_curves(steps=100, base_lr=0.1):
     """{name: array of the lr at epochs 0..steps-1} for one example of every scheduler
     in ``optim.lr_scheduler`` (their classes: ``schedule_classes()``)."""
-    from ..optim import SGD
-
     if steps < 2:
         raise ValueError(f"schedule_curves: steps={steps} must be at least 2.")
     out = {}
@@ -269,13 +267,9 @@ def schedule_curves(steps=100, base_lr=0.1):
 
 def schedule_classes():
     """The scheduler classes the gallery shows (one example each)."""
-    from ..optim import lr_scheduler as S
-
     dummy = Tensor([0.0], dtype="float64", requires_grad=True)
     classes = []
     for build, _ in _schedules().values():
-        from ..optim import SGD
-
         sched = build(SGD([dummy], lr=0.1), 40)
         classes.append(type(sched))
     return [c for c in classes if issubclass(c, S.LRScheduler)]

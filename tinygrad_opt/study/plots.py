@@ -28,6 +28,9 @@ import os
 
 import numpy as np
 
+from ..tensor import Tensor
+from ..train import predict
+
 __all__ = [
     "available",
     "decision_boundaries",
@@ -54,7 +57,7 @@ INSTALL_HINT = "install matplotlib and pillow with: pip install 'tinygrad-opt[pl
 def available():
     """Whether matplotlib can be imported."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401 -- optional (the plot extra), as below
     except ImportError:
         return False
     return True
@@ -62,8 +65,8 @@ def available():
 
 def _figure(width=6.4, height=4.8, **kwargs):
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # optional (the plot extra)
+        from matplotlib.figure import Figure  # optional (the plot extra)
     except ImportError:
         raise ImportError(f"plots need matplotlib: {INSTALL_HINT}.") from None
     fig = Figure(figsize=(width, height), layout="constrained", **kwargs)
@@ -85,7 +88,7 @@ def _capital(text):
 
 
 def _colors(n):
-    import matplotlib
+    import matplotlib  # optional (the plot extra)
 
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
@@ -134,7 +137,7 @@ def _contour(ax, landscape, bounds=None, n=200, image=False):
 
 
 def _lognorm(lo, hi):
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm  # optional (the plot extra)
 
     return LogNorm(vmin=lo, vmax=hi)
 
@@ -199,7 +202,7 @@ def _draw_paths(ax, race, frame, trials=True):
     """Every run's path (longest first, so short second-order paths lie on top), its
     line-search trials, and an arrowhead where a path leaves the frame; returns the
     legend handles."""
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # optional (the plot extra)
 
     styles = _run_styles(len(race.runs))
     order = sorted(range(len(race.runs)), key=lambda i: -len(race.runs[i].path))
@@ -288,7 +291,7 @@ def race_gif(race, path, frames=60, fps=12, dpi=80, width=10.5):
     steps, where most happens, get more frames). The layout is fixed after the first
     frame, each frame is drawn once, and every frame is mapped to one palette (made
     from the finished picture), so a path keeps its colour from frame to frame."""
-    from PIL import Image
+    from PIL import Image  # optional (the plot extra)
 
     frame_box = _frame(race.landscape, [r.path for r in race.runs])
     fig = _figure(width, width * 0.53)
@@ -382,11 +385,9 @@ def decision_boundaries(models, X, y, path, n=150):
 
     Two classes: the predicted probability of class 1 (a diverging map, 0.5 at the
     boundary, drawn as a black line). More classes: the predicted class."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.lines import Line2D
+    from matplotlib.colors import BoundaryNorm, ListedColormap  # optional (the plot extra)
+    from matplotlib.lines import Line2D  # optional (the plot extra)
 
-    from ..tensor import Tensor
-    from ..train import predict
 
     X = np.asarray(X)
     y = np.asarray(y).reshape(-1)

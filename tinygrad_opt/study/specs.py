@@ -29,6 +29,7 @@ curvature), and otherwise uses the class's default (PyTorch's).
 import inspect
 
 from .. import optim
+from ..tensor import Tensor
 from . import derivative_free as dfo
 
 __all__ = ["NAMES", "OptimizerSpec", "closure_for", "names", "parse", "parse_list"]
@@ -217,8 +218,6 @@ def _split_items(text):
 
 def _check(spec):
     """Build the optimizer on a dummy parameter: its own checks run (lr >= 0, ...)."""
-    from ..tensor import Tensor
-
     dummy = Tensor([0.0, 0.0], dtype="float64", requires_grad=True)
     try:
         spec.cls([dummy], **spec.kwargs)

@@ -61,6 +61,14 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
+import tinygrad_opt as tg
+
+from .. import data, nn
+from ..data import KFold, train_val_test_split
+from ..train import DivergenceError, fit, progress_bar
+from . import specs
+from .race import format_rows
+
 __all__ = [
     "DATASETS",
     "LogUniform",
@@ -184,8 +192,6 @@ _TRIAL_KEYS = {"optimizer": "adam", "lr": None, "dataset": "moons", "n_samples":
 
 
 def _dataset(name, n, noise, seed):
-    from .. import data
-
     makers = {"moons": data.make_moons, "circles": data.make_circles,
               "spirals": data.make_spirals, "xor": data.make_xor}
     if name == "blobs":
@@ -228,13 +234,6 @@ def train_trial(config):
     ``diverge_factor`` times the loss of the first mini-batch (it blew up, even if
     float arithmetic has not overflowed yet).
     """
-    import tinygrad_opt as tg
-
-    from .. import nn
-    from ..data import KFold, train_val_test_split
-    from ..train import DivergenceError, fit
-    from . import specs
-
     cfg = dict(_TRIAL_KEYS)
     cfg.update(config)
     spec = specs.parse(str(cfg["optimizer"]))
@@ -411,7 +410,7 @@ def _connect(address, timeout):
     """A ``distributed.Client`` of the scheduler at ``address``, or SchedulerError after
     ``timeout`` seconds."""
     try:
-        from distributed import Client
+        from distributed import Client  # optional (the dist extra)
     except ImportError:  # pragma: no cover - the dist extra is installed in development
         raise ImportError("a Dask sweep needs dask.distributed: pip install "
                           "'tinygrad-opt[dist]'.") from None
@@ -494,9 +493,7 @@ def run_sweep(configs, objective=train_trial, results="runs/sweep/results.jsonl"
 
 
 def _bar(enabled, total):
-    from ..train import _progress_bar
-
-    bar = _progress_bar(enabled, total)
+    bar = progress_bar(enabled, total)
     if bar is not None:
         bar.set_description("trials")
     return bar
@@ -564,7 +561,7 @@ def _pool_round(pool, pending, attempts, objective, retries, emit):
 
 
 def _run_dask(todo, objective, retries, emit, client):
-    from distributed import as_completed
+    from distributed import as_completed  # optional (the dist extra)
 
     token = os.urandom(4).hex()
     trials = {}
@@ -652,8 +649,6 @@ class SweepResult:
         return sorted(rows, key=lambda r: r["mean"])
 
     def format_table(self, top=10):
-        from .race import format_rows
-
         rows = self.summary()
         keys = []
         for r in rows:
