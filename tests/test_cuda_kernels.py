@@ -205,6 +205,14 @@ def test_relu_backward_body(dtype):
     np.testing.assert_array_equal(fused, g * (out > 0))
 
 
+def test_relu_backward_is_registered_as_the_ops_override():
+    """The kernel registers itself on the op; the ops never import this module."""
+    from tinygrad_opt.ops import elementwise
+
+    assert elementwise.Relu.fused_backward is K.relu_backward
+    assert not hasattr(elementwise, "cuda_kernels")
+
+
 # -- the kernels as CUDA will see them ------------------------------------------------------
 
 

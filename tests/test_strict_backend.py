@@ -217,6 +217,24 @@ def test_op_table_covers_every_op_class():
     assert not missing, f"op classes without a row in tests/engine/test_ops.py: {missing}"
 
 
+def test_relu_backward_asks_its_registered_fused_kernel_on_the_device(monkeypatch):
+    """Fused kernels register as an op's override (cuda_kernels does for ReLU's
+    backward): on device arrays the op asks it, and multiplies by its mask when
+    the answer is None (as the kernel answers for arrays it cannot take)."""
+    from tinygrad_opt.ops.elementwise import Relu
+
+    asked = []
+
+    def override(g, out):  # answers None: "not for these arrays"
+        asked.append(type(g))
+
+    monkeypatch.setattr(Relu, "fused_backward", staticmethod(override))
+    x = tg.tensor([1.0, -2.0, 3.0], device=DEV, requires_grad=True)
+    x.relu().sum().backward()
+    assert asked == [StrictArray]
+    np.testing.assert_array_equal(host(x.grad), [1.0, 0.0, 1.0])
+
+
 def test_gradcheck_and_gradgradcheck_run_on_the_device():
     rng = np.random.default_rng(0)
     x = tg.tensor(rng.uniform(0.5, 1.5, (3, 2)), dtype="float64", device=DEV,

@@ -45,6 +45,9 @@ def _cupy():
         _why_no_cupy = error
         return None
     register_backend(cupy.ndarray, cupy, _device_of)
+    # Imported here, with CuPy, not at the top: its fused kernels register themselves as
+    # overrides of ops (ReLU's backward), and a CPU-only session needs none of them.
+    from . import cuda_kernels  # noqa: F401
     return cupy
 
 

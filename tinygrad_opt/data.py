@@ -392,8 +392,8 @@ class TensorDataset:
         return len(self.arrays[0])
 
     def __getitem__(self, index):
-        return tuple(Tensor._make(_take(a, index) if not isinstance(index, (int, slice))
-                                  else a[index], False, None) for a in self.arrays)
+        return tuple(Tensor.constant(_take(a, index) if not isinstance(index, (int, slice))
+                                     else a[index]) for a in self.arrays)
 
     def __repr__(self):
         shapes = ", ".join(str(tuple(a.shape)) for a in self.arrays)

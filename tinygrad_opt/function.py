@@ -222,6 +222,16 @@ class Op:
     # keeps its inputs (the graph's edges) after a backward, which may then run again.
     saves_inputs = True
     saves_output = True
+    # A batched backward (autograd/batched.py: B cotangents in one pass, every
+    # gradient with a leading batch axis) asks each op for one of two things.
+    # ``backward_batches``: the backward broadcasts over that axis unchanged (each
+    # gradient is g times something of the output's shape), so it runs as written.
+    # ``batched_backward(node, G, out)``: a rule on arrays, G of shape (B,) +
+    # out.shape, returning one array (B,) + input shape (or None) per input, or
+    # None where it cannot batch this call. An op with neither runs its
+    # backward once per sample: correct, only slower.
+    backward_batches = False
+    batched_backward = None
 
     @staticmethod
     def forward(xp, *arrays, **attrs):
@@ -275,6 +285,7 @@ class Op:
             order = thread_mode(DEFAULT_MODE).order  # None: grad mode is off (in this thread)
             if order is not None:
                 return Tensor._make(data, True, Node(cls, inputs, attrs or _EMPTY, needs, order))
+        # Tensor.constant(data), inlined: this line runs once per op of every pass
         return Tensor._make(data, False, None)
 
 
@@ -420,7 +431,7 @@ class FunctionCtx:
                           if isinstance(t, Tensor) and t.data is array), None)
             if match is None and self._out is not None and self._out.data is array:
                 match = self._out
-            result.append(match if match is not None else Tensor._make(array, False, None))
+            result.append(match if match is not None else Tensor.constant(array))
         return tuple(result)
 
 
@@ -455,7 +466,7 @@ class Function(Op):
         order = thread_mode(DEFAULT_MODE).order
         if order is not None and True in needs:
             return Tensor._make(data, True, Node(cls, inputs, ctx, needs, order))
-        return Tensor._make(data, False, None)
+        return Tensor.constant(data)
 
     @classmethod
     def vjp(cls, node, grad, out):
@@ -472,5 +483,5 @@ class Function(Op):
                                "of forward.")
         # Be lenient with arrays and numbers: they become constant Tensors.
         return tuple(g if g is None or isinstance(g, Tensor)
-                     else Tensor._make(xp_of((out.data,)).asarray(g, dtype=out.dtype), False, None)
+                     else Tensor.constant(xp_of((out.data,)).asarray(g, dtype=out.dtype))
                      for g in grads)

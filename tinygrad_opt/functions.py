@@ -6,111 +6,111 @@ from .ops import movement as M
 from .tensor import Tensor, _operand
 
 
-def _t(x):
+def _as_tensor(x):
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def neg(x):
-    return -_t(x)
+    return -_as_tensor(x)
 
 
 def add(x, y):
-    return _t(x) + y
+    return _as_tensor(x) + y
 
 
 def sub(x, y):
-    return _t(x) - y
+    return _as_tensor(x) - y
 
 
 def mul(x, y):
-    return _t(x) * y
+    return _as_tensor(x) * y
 
 
 def div(x, y):
-    return _t(x) / y
+    return _as_tensor(x) / y
 
 
 def pow(x, exponent):
-    return _t(x) ** exponent
+    return _as_tensor(x) ** exponent
 
 
 def square(x):
-    return _t(x).square()
+    return _as_tensor(x).square()
 
 
 def exp(x):
-    return _t(x).exp()
+    return _as_tensor(x).exp()
 
 
 def log(x):
-    return _t(x).log()
+    return _as_tensor(x).log()
 
 
 def sqrt(x):
-    return _t(x).sqrt()
+    return _as_tensor(x).sqrt()
 
 
 def sin(x):
-    return _t(x).sin()
+    return _as_tensor(x).sin()
 
 
 def cos(x):
-    return _t(x).cos()
+    return _as_tensor(x).cos()
 
 
 def tanh(x):
-    return _t(x).tanh()
+    return _as_tensor(x).tanh()
 
 
 def arctan(x):
-    return _t(x).arctan()
+    return _as_tensor(x).arctan()
 
 
 atan = arctan
 
 
 def sigmoid(x):
-    return _t(x).sigmoid()
+    return _as_tensor(x).sigmoid()
 
 
 def relu(x):
-    return _t(x).relu()
+    return _as_tensor(x).relu()
 
 
 def leaky_relu(x, negative_slope=0.01):
-    return _t(x).leaky_relu(negative_slope)
+    return _as_tensor(x).leaky_relu(negative_slope)
 
 
 def abs(x):
-    return _t(x).abs()
+    return _as_tensor(x).abs()
 
 
 def clamp(x, min=None, max=None):
-    return _t(x).clamp(min, max)
+    return _as_tensor(x).clamp(min, max)
 
 
 def maximum(x, y):
-    return _t(x).maximum(y)
+    return _as_tensor(x).maximum(y)
 
 
 def minimum(x, y):
-    return _t(x).minimum(y)
+    return _as_tensor(x).minimum(y)
 
 
 def matmul(x, y):
-    return _t(x) @ y
+    return _as_tensor(x) @ y
 
 
 def softmax(x, dim=-1):
-    return _t(x).softmax(dim)
+    return _as_tensor(x).softmax(dim)
 
 
 def log_softmax(x, dim=-1):
-    return _t(x).log_softmax(dim)
+    return _as_tensor(x).log_softmax(dim)
 
 
 def logsumexp(x, dim=None, keepdim=False):
-    return _t(x).logsumexp(dim, keepdim)
+    return _as_tensor(x).logsumexp(dim, keepdim)
 
 
 def where(condition, x, y):
@@ -120,7 +120,7 @@ def where(condition, x, y):
 
 
 def cat(tensors, dim=0):
-    tensors = [_t(t) for t in tensors]
+    tensors = [_as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors.")
     return M.Cat.apply(*tensors, dim=dim)
@@ -130,7 +130,7 @@ concatenate = cat
 
 
 def stack(tensors, dim=0):
-    tensors = [_t(t) for t in tensors]
+    tensors = [_as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors.")
     shapes = {t.shape for t in tensors}
@@ -141,69 +141,69 @@ def stack(tensors, dim=0):
 
 
 def sum(x, dim=None, keepdim=False):
-    return _t(x).sum(dim, keepdim)
+    return _as_tensor(x).sum(dim, keepdim)
 
 
 def mean(x, dim=None, keepdim=False):
-    return _t(x).mean(dim, keepdim)
+    return _as_tensor(x).mean(dim, keepdim)
 
 
 def max(x, dim=None, keepdim=False):
     """The largest value, or with a dim (values, indices), as in PyTorch."""
-    return _t(x).max(dim, keepdim)
+    return _as_tensor(x).max(dim, keepdim)
 
 
 def min(x, dim=None, keepdim=False):
     """The smallest value, or with a dim (values, indices), as in PyTorch."""
-    return _t(x).min(dim, keepdim)
+    return _as_tensor(x).min(dim, keepdim)
 
 
 def amax(x, dim=None, keepdim=False):
-    return _t(x).amax(dim, keepdim)
+    return _as_tensor(x).amax(dim, keepdim)
 
 
 def amin(x, dim=None, keepdim=False):
-    return _t(x).amin(dim, keepdim)
+    return _as_tensor(x).amin(dim, keepdim)
 
 
 def var(x, dim=None, unbiased=True, keepdim=False):
-    return _t(x).var(dim, unbiased, keepdim)
+    return _as_tensor(x).var(dim, unbiased, keepdim)
 
 
 def std(x, dim=None, unbiased=True, keepdim=False):
-    return _t(x).std(dim, unbiased, keepdim)
+    return _as_tensor(x).std(dim, unbiased, keepdim)
 
 
 def argmax(x, dim=None, keepdim=False):
-    return _t(x).argmax(dim, keepdim)
+    return _as_tensor(x).argmax(dim, keepdim)
 
 
 def argmin(x, dim=None, keepdim=False):
-    return _t(x).argmin(dim, keepdim)
+    return _as_tensor(x).argmin(dim, keepdim)
 
 
 def reshape(x, *shape):
-    return _t(x).reshape(*shape)
+    return _as_tensor(x).reshape(*shape)
 
 
 def transpose(x, dim0, dim1):
-    return _t(x).transpose(dim0, dim1)
+    return _as_tensor(x).transpose(dim0, dim1)
 
 
 def permute(x, *dims):
-    return _t(x).permute(*dims)
+    return _as_tensor(x).permute(*dims)
 
 
 def squeeze(x, dim=None):
-    return _t(x).squeeze(dim)
+    return _as_tensor(x).squeeze(dim)
 
 
 def unsqueeze(x, dim):
-    return _t(x).unsqueeze(dim)
+    return _as_tensor(x).unsqueeze(dim)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
-    return _t(x).flatten(start_dim, end_dim)
+    return _as_tensor(x).flatten(start_dim, end_dim)
 
 
 def result_type(tensor1, tensor2):

@@ -92,4 +92,4 @@ def own_copy(grad):
     """``grad`` with memory of its own (differentiable when it has a graph)."""
     if grad._node is not None:
         return grad.clone()
-    return function.Tensor._make(grad.data.copy(), False, None)
+    return function.Tensor.constant(grad.data.copy())

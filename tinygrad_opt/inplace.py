@@ -20,6 +20,7 @@ import numpy as np
 from . import function, versions
 from .function import Op
 from .grad_mode import is_grad_enabled
+from .ops.batching import batched_index
 from .ops.movement import GetItem
 
 
@@ -52,6 +53,20 @@ class CopySlices(Op):
         needs = ctx.needs_input_grad
         gx = CopySlices.apply(g, 0, index=index) if needs[0] else None
         gv = GetItem.apply(g, index=index) if needs[1] else None
+        return gx, gv
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        index = batched_index(node.attrs["index"])
+        if index is None:
+            return None
+        needs = node.needs_input_grad
+        gx = gv = None
+        if needs[0]:
+            gx = G.copy()
+            gx[index] = 0
+        if needs[1]:
+            gv = G[index]
         return gx, gv
 
 

@@ -106,6 +106,15 @@ class Tensor(ToShortcuts):
         t.name = None
         return t
 
+    @staticmethod
+    def constant(array):
+        """``array`` as a Tensor that needs no gradient, without copying it: the
+        one way the library wraps an array it computed (a mask, a saved value,
+        an optimizer's state) as a constant. Unlike ``tg.tensor`` it neither
+        copies nor converts: the array is used as it is (a NumPy scalar becomes
+        a 0-d array)."""
+        return Tensor._make(array, False, None)
+
     # -- identity and description ------------------------------------------------
 
     __hash__ = object.__hash__  # __eq__ returns a Tensor, yet {tensor: state} must work

@@ -267,7 +267,7 @@ def predict(model, X, batch_size=None):
             return model(X)
         outputs = [model(X[i:i + batch_size]).data for i in range(0, len(X), batch_size)]
     xp = backend.xp_of(outputs)
-    return Tensor._make(xp.concatenate(outputs), False, None)
+    return Tensor.constant(xp.concatenate(outputs))
 
 
 # -- callbacks ----------------------------------------------------------------------------------

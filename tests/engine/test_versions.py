@@ -129,7 +129,7 @@ def test_second_backward_through_nodes_that_saved_nothing_works_as_in_torch():
 def test_every_way_of_making_a_tensor_keeps_a_0d_array():
     t = tg.tensor(2.0, requires_grad=True)
     t.grad = tg.Tensor(np.float32(1.5))  # a gradient made from a NumPy scalar
-    made = tg.Tensor._make(np.float32(2.0), False, None)  # what optimizers and clipping use
+    made = tg.Tensor.constant(np.float32(2.0))  # what optimizers and clipping use
     for array in (t.grad.data, made.data, tg.tensor([1.0, 3.0]).max(0).indices.data,
                   tg.tensor(np.float64(1.0)).data, (tg.tensor([1.0]) > 0).all().data,
                   (t * t).sum().data, tg.Tensor(np.float64(1.0)).data):

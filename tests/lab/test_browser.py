@@ -96,8 +96,16 @@ def test_a_race_draws_and_fills_its_table(page):
     page.locator("#race").screenshot(path=os.path.join(SHOTS, "race.png"))
     # Clicking the picture starts the race there: every path begins at the click.
     plot = page.locator("[data-testid=race-plot] svg.contour")
-    plot.wait_for(state="visible")  # bounding_box() does not wait (a loaded machine redraws late)
-    box = plot.bounding_box()
+    # bounding_box() does not wait, and the page may still replace the contour with
+    # the landscape's redraw on a loaded machine: ask again until it is laid out (5 s at most)
+    box = None
+    for _ in range(50):
+        plot.wait_for(state="visible")
+        box = plot.bounding_box()
+        if box:
+            break
+        page.wait_for_timeout(100)
+    assert box, "the race's contour was never laid out"
     plot.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
     page.wait_for_selector("[data-testid=race-plot]:not([data-start='0,0'])")  # booth: origin
     clicked = [float(c) for c in page.get_attribute("[data-testid=race-plot]", "data-start")

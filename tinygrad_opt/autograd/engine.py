@@ -193,7 +193,7 @@ def _private(g, foreign):
     # the check, which is costly as NumPy builds a flags object for it)
     if owner in foreign or (base is not None and type(data) is np.ndarray
                             and not data.flags.writeable):
-        g = g.clone() if g.requires_grad else type(g)._make(data.copy(), False, None)
+        g = g.clone() if g.requires_grad else type(g).constant(data.copy())
         owner = id(g.data)
     foreign.add(owner)
     return g

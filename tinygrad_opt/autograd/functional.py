@@ -24,7 +24,7 @@ def _prepare(inputs, create_graph):
 
 
 def _zeros_if_none(grads, like):
-    return tuple(g if g is not None else Tensor._make(t.data * 0, False, None)
+    return tuple(g if g is not None else Tensor.constant(t.data * 0)
                  for g, t in zip(grads, like))
 
 
@@ -55,12 +55,12 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     the vector-Jacobian product of that map with v is (vᵀ Jᵀ)ᵀ = J v."""
     inputs, _ = _as_tuple(inputs)
     vs = _as_tuple(v)[0] if v is not None else tuple(
-        Tensor._make(t.data * 0 + 1, False, None) for t in inputs)
+        Tensor.constant(t.data * 0 + 1) for t in inputs)
     with enable_grad():
         xs = _prepare(inputs, create_graph)
         out = func(*xs)
         outs, out_tuple = _as_tuple(out)
-        us = tuple(Tensor._make(o.data * 0, False, None).requires_grad_() for o in outs)
+        us = tuple(Tensor.constant(o.data * 0).requires_grad_() for o in outs)
         jtu = grad(outs, xs, us, create_graph=True, allow_unused=True)
         jv = _vector_jacobian(jtu, vs, us, create_graph)
     jv = _zeros_if_none(jv, outs)
@@ -109,7 +109,7 @@ def _split(matrix, out_shape, xs):
     for x in xs:
         n = x.numel()
         block = matrix[:, start:start + n].reshape(tuple(out_shape) + tuple(x.shape))
-        blocks.append(Tensor._make(block, False, None))
+        blocks.append(Tensor.constant(block))
         start += n
     return blocks
 
@@ -123,14 +123,14 @@ def _jacobian_rows(out, xs):
     for i in range(n):
         seed = zeros.copy()
         seed[i] = 1
-        grads = grad([flat], xs, [Tensor._make(seed, False, None)], retain_graph=True,
+        grads = grad([flat], xs, [Tensor.constant(seed)], retain_graph=True,
                      create_graph=True, allow_unused=True) \
             if out.requires_grad else (None,) * len(xs)
         for k, (g, x) in enumerate(zip(grads, xs)):
-            per_input[k].append(g if g is not None else Tensor._make(x.data * 0, False, None))
+            per_input[k].append(g if g is not None else Tensor.constant(x.data * 0))
     blocks = []
     for rows_k, x in zip(per_input, xs):
-        block = stack(rows_k) if rows_k else Tensor._make(x.data.reshape(0, *x.shape), False, None)
+        block = stack(rows_k) if rows_k else Tensor.constant(x.data.reshape(0, *x.shape))
         blocks.append(block.reshape(*out.shape, *x.shape))
     return blocks
 
@@ -182,7 +182,7 @@ def _hessian_product(func, inputs, v, create_graph):
     if v is None:
         if sum(t.numel() for t in inputs) != 1:
             raise RuntimeError("hvp: v is required unless the input has a single element.")
-        v = tuple(Tensor._make(t.data * 0 + 1, False, None) for t in inputs)
+        v = tuple(Tensor.constant(t.data * 0 + 1) for t in inputs)
     vs = _as_tuple(v)[0]
     with enable_grad():
         xs = _prepare(inputs, create_graph)

@@ -145,7 +145,7 @@ def _projected_check(func, inputs, diff_ids, n_out, eps, atol, rtol, n_probes, s
             for k, v in zip(diff_ids, vs):
                 data = inputs[k].data + transfer(sign * eps * v.reshape(inputs[k].shape),
                                                  inputs[k].device)
-                moved[k] = Tensor._make(data, False, None)
+                moved[k] = Tensor.constant(data)
             shifted.append(float(u @ _flat_output(func, moved)))
         numeric[p] = (shifted[0] - shifted[1]) / (2 * eps)
     return _report(name, lambda w: f"random projection {w} (uᵀJv)", analytic, numeric,

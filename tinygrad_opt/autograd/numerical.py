@@ -81,14 +81,14 @@ def numerical_jacobian(func, inputs, eps=1e-4, scheme="central"):
         for j in range(x.size):
             moved_up = original.data.copy()
             moved_up.reshape(-1)[j] = x[j] + h
-            args[k] = Tensor._make(moved_up, False, None)
+            args[k] = Tensor.constant(moved_up)
             up = evaluate()
             if scheme == "forward":
                 down = base
             else:
                 moved_down = original.data.copy()
                 moved_down.reshape(-1)[j] = x[j] - h
-                args[k] = Tensor._make(moved_down, False, None)
+                args[k] = Tensor.constant(moved_down)
                 down = evaluate()
             cols.append((up - down) / (eps if scheme == "forward" else 2 * eps))
         args[k] = original

@@ -19,4 +19,4 @@ def zero_grads(parameters, set_to_none=True):
             param.grad = None
         else:
             g = param.grad.data
-            param.grad = Tensor._make(xp_of((g,)).zeros_like(g), False, None)
+            param.grad = Tensor.constant(xp_of((g,)).zeros_like(g))

@@ -119,7 +119,7 @@ def as_operator(A, b):
     if callable(A) and not hasattr(A, "shape"):
         if isinstance(b, Tensor):
             def matvec(v):
-                return _array(A(Tensor._make(v, False, None)))
+                return _array(A(Tensor.constant(v)))
         else:
             def matvec(v):
                 return _array(A(v))
@@ -151,7 +151,7 @@ def _prepare(A, b, x0):
         if x.shape != bd.shape:
             raise ValueError(f"linear solver: x0 has shape {tuple(x.shape)}, b has "
                              f"{tuple(bd.shape)}; they must match.")
-    wrap = (lambda a: Tensor._make(a, False, None)) if isinstance(b, Tensor) else (lambda a: a)
+    wrap = (lambda a: Tensor.constant(a)) if isinstance(b, Tensor) else (lambda a: a)
     return xp, bd, x, matvec, matrix, wrap
 
 
@@ -329,7 +329,7 @@ def _preconditioner(M, b):
         return lambda r: r
     if callable(M) and not hasattr(M, "shape"):
         if isinstance(b, Tensor):
-            return lambda r: _array(M(Tensor._make(r, False, None)))
+            return lambda r: _array(M(Tensor.constant(r)))
         return lambda r: _array(M(r))
     d = _array(M)
 
@@ -558,7 +558,7 @@ def cho_solve(L, b):
     xp = xp_of((L,))
     y = _triangular(xp, L, bd, lower=True)
     x = _triangular(xp, L.T, y, lower=False)
-    return Tensor._make(x, False, None) if isinstance(b, Tensor) else x
+    return Tensor.constant(x) if isinstance(b, Tensor) else x
 
 
 def _direct_arrays(A, b, who):
@@ -577,7 +577,7 @@ def _direct_arrays(A, b, who):
 
 
 def _like_b(x, b):
-    return Tensor._make(x, False, None) if isinstance(b, Tensor) else x
+    return Tensor.constant(x) if isinstance(b, Tensor) else x
 
 
 def _singular(who, Am):

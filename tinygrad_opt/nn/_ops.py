@@ -19,10 +19,6 @@ from ..ops.reduce import ScatterAlong
 from ..tensor import Tensor
 
 
-def _const(array):
-    return Tensor._make(array, False, None)
-
-
 def _xp(array):
     return xp_of((array,))
 
@@ -54,10 +50,10 @@ class Linear(Op):
         n_out = w.shape[0]
         if not function.is_grad_enabled():  # no graph of the gradient: plain arrays
             gd, xd, wd = g.data, x.data, w.data
-            gx = _const(gd @ wd) if needs[0] else None
+            gx = Tensor.constant(gd @ wd) if needs[0] else None
             g2 = gd.reshape(-1, n_out)
-            gw = _const(g2.T @ xd.reshape(-1, xd.shape[-1])) if needs[1] else None
-            gb = _const(g2.sum(axis=0)) if needs[2] else None
+            gw = Tensor.constant(g2.T @ xd.reshape(-1, xd.shape[-1])) if needs[1] else None
+            gb = Tensor.constant(g2.sum(axis=0)) if needs[2] else None
             return gx, gw, gb
         gx = g @ w if needs[0] else None
         g2 = g.reshape(-1, n_out)
@@ -123,10 +119,10 @@ class CrossEntropy(Op):
                     c = coef * weights
                     e *= (c / total)[:, None]
                     e[xp.arange(n), target] -= c
-            return _const(e.astype(xd.dtype, copy=False)), None
+            return Tensor.constant(e.astype(xd.dtype, copy=False)), None
         coef = g * scale if reduction != "none" else g
         if weights is not None:
-            coef = coef * _const(weights)
+            coef = coef * Tensor.constant(weights)
         coef = coef.expand(n) if coef.ndim == 0 else coef
         grad = x.softmax(1) * coef.reshape(n, 1) \
             - ScatterAlong.apply(coef, target, dim=1, keepdim=False, shape=x.shape)
@@ -159,7 +155,7 @@ class BinaryCrossEntropy(Op):
         x, y = ctx.inputs
         needs = ctx.needs_input_grad
         eps = BinaryCrossEntropy.EPS
-        yt = y if isinstance(y, Tensor) else _const(y)
+        yt = y if isinstance(y, Tensor) else Tensor.constant(y)
         gx = gy = None
         if needs[0]:
             gx = g * (x - yt) / (x * (1 - x)).clamp(min=eps)
@@ -168,7 +164,7 @@ class BinaryCrossEntropy(Op):
                 log_x = x.log().clamp(min=-100)
                 log_1mx = (1 - x).log().clamp(min=-100)
             else:
-                log_x, log_1mx = map(_const, _clamped_logs(_xp(x.data), x.data))
+                log_x, log_1mx = map(Tensor.constant, _clamped_logs(_xp(x.data), x.data))
             gy = g * (log_1mx - log_x)
         return gx, gy
 
@@ -194,18 +190,18 @@ class BinaryCrossEntropyWithLogits(Op):
         x, y = ctx.inputs
         pw = ctx.attrs.get("pos_weight")
         needs = ctx.needs_input_grad
-        yt = y if isinstance(y, Tensor) else _const(y)
+        yt = y if isinstance(y, Tensor) else Tensor.constant(y)
         gx = gy = None
         if needs[0]:
             if pw is None:
                 gx = g * (x.sigmoid() - yt)
             else:
-                pwt = _const(pw)
+                pwt = Tensor.constant(pw)
                 gx = g * ((1 + (pwt - 1) * yt) * x.sigmoid() - pwt * yt)
         if needs[1]:
             if pw is None:
                 gy = -g * x
             else:
                 softplus_neg = (-x).relu() + ((-x.abs()).exp() + 1).log()
-                gy = g * ((_const(pw) - 1) * softplus_neg - x)
+                gy = g * ((Tensor.constant(pw) - 1) * softplus_neg - x)
         return gx, gy

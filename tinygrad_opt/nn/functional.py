@@ -36,10 +36,6 @@ def _tensor(x, like=None):
     return Tensor(x, dtype=like.dtype if like.dtype.kind == "f" else None, device=like.device)
 
 
-def _const(array):
-    return Tensor._make(array, False, None)
-
-
 def _check_reduction(where, reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{where}: reduction={reduction!r} is not a valid value for "
@@ -252,7 +248,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     mask = keep.astype(input.dtype) * input.dtype.type(1.0 / (1.0 - p))
     if input.device != "cpu":
         mask = backend.transfer(mask, input.device)
-    return input * _const(mask)
+    return input * Tensor.constant(mask)
 
 
 def one_hot(tensor, num_classes=-1):
@@ -267,7 +263,7 @@ def one_hot(tensor, num_classes=-1):
         raise IndexError(f"one_hot: class values must be in [0, {num_classes - 1}].")
     out = xp.zeros(labels.shape + (num_classes,), dtype=np.int64)
     xp.put_along_axis(out, labels[..., None].astype(np.int64), 1, axis=-1)
-    return _const(out)
+    return Tensor.constant(out)
 
 
 # -- regression losses --------------------------------------------------------------------------
@@ -311,9 +307,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
                                            ignore_index, logp)
     losses = -SelectAlong.apply(logp, safe, dim=1, keepdim=False)
     if weights is not None:
-        losses = losses * _const(weights)
+        losses = losses * Tensor.constant(weights)
     if reduction == "mean":
-        return losses.sum() / _const(backend.xp_of((flat,)).asarray(total, dtype=logp.dtype)) \
+        return losses.sum() / Tensor.constant(backend.xp_of((flat,)).asarray(total, dtype=logp.dtype)) \
             if weights is not None else losses.mean()
     if reduction == "sum":
         return losses.sum()
@@ -353,14 +349,14 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if label_smoothing > 0.0:
         logp = logits.log_softmax(1)
         if weight is not None:
-            w = _const(_array_on(weight, logits, logits.dtype))
+            w = Tensor.constant(_array_on(weight, logits, logits.dtype))
             smooth = -(logp * w).sum(1)
         else:
             smooth = -logp.sum(1)
         if ignored is not None:
-            smooth = smooth * _const((~ignored).astype(logits.dtype))
+            smooth = smooth * Tensor.constant((~ignored).astype(logits.dtype))
         if reduction == "mean":
-            smooth = smooth.sum() / _const(backend.xp_of((flat,)).asarray(total,
+            smooth = smooth.sum() / Tensor.constant(backend.xp_of((flat,)).asarray(total,
                                                                           dtype=logits.dtype))
         elif reduction == "sum":
             smooth = smooth.sum()
@@ -386,7 +382,7 @@ def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
         w = _array_on(weight, input, input.dtype)
         shape = [1] * input.ndim
         shape[class_dim] = n_classes
-        terms = terms * _const(w.reshape(shape))
+        terms = terms * Tensor.constant(w.reshape(shape))
     losses = -terms.sum(class_dim)
     return _reduce(losses, reduction)
 
@@ -455,10 +451,10 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
         hinge = hinge * hinge
     others = xp.ones((n, n_classes), dtype=x.dtype)                 # drop the j = y_i terms
     xp.put_along_axis(others, labels[:, None], 0, axis=1)
-    losses = (hinge * _const(others)).sum(1) * (1.0 / n_classes)
+    losses = (hinge * Tensor.constant(others)).sum(1) * (1.0 / n_classes)
     if weight is not None:
         w = _array_on(weight, x, x.dtype)
-        losses = losses * _const(w[labels])
+        losses = losses * Tensor.constant(w[labels])
     if unbatched and reduction == "none":
         return losses.reshape(())
     return _reduce(losses, reduction)

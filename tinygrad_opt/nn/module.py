@@ -42,7 +42,7 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         copy = Parameter(self.data.copy(), requires_grad=self.requires_grad)
         if self.grad is not None:
-            copy.grad = Tensor._make(self.grad.data.copy(), False, None)
+            copy.grad = Tensor.constant(self.grad.data.copy())
         memo[id(self)] = copy
         return copy
 
@@ -474,7 +474,7 @@ class Module(ToShortcuts):
                         continue
                     tensor.data = fn(tensor.data)
                     if tensor.grad is not None:
-                        tensor.grad = Tensor._make(fn(tensor.grad.data), False, None)
+                        tensor.grad = Tensor.constant(fn(tensor.grad.data))
         return self
 
     def to(self, device=None, dtype=None):

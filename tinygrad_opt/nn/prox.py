@@ -102,7 +102,7 @@ class _ProxLinearOp(Op):
         needs = ctx.needs_input_grad
         gd, xd, wd = g.data, x.data, w.data
         n_out, n_in = wd.shape
-        gx = Tensor._make(gd @ wd, False, None) if needs[0] else None
+        gx = Tensor.constant(gd @ wd) if needs[0] else None
         if not (needs[1] or (b is not None and needs[2])):
             return gx, None, None
         g2 = gd.reshape(-1, n_out)
@@ -113,8 +113,8 @@ class _ProxLinearOp(Op):
         else:
             A = a2
         direction = proximal_direction(A, A.T @ g2, tau, mode).astype(wd.dtype, copy=False)
-        gw = Tensor._make(xp.ascontiguousarray(direction[:n_in].T), False, None)
-        gb = Tensor._make(direction[n_in], False, None) if b is not None else None
+        gw = Tensor.constant(xp.ascontiguousarray(direction[:n_in].T))
+        gb = Tensor.constant(direction[n_in]) if b is not None else None
         return gx, (gw if needs[1] else None), (gb if b is not None and needs[2] else None)
 
 

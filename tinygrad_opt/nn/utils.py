@@ -17,10 +17,6 @@ def _as_list(parameters):
     return list(parameters)
 
 
-def _const(array):
-    return Tensor._make(array, False, None)
-
-
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                     foreach=None):
     """Scale the gradients so that their joint norm is at most ``max_norm``.
@@ -55,8 +51,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         if p.grad is not None:
             g = p.grad.data
             # asarray: for a 0-d gradient NumPy returns a scalar, and .grad must stay an array
-            p.grad = _const(xp.asarray(g * coef.astype(g.dtype)))
-    return _const(total)
+            p.grad = Tensor.constant(xp.asarray(g * coef.astype(g.dtype)))
+    return Tensor.constant(total)
 
 
 def _vector_norm(xp, array, p):
@@ -81,7 +77,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
         if p.grad is not None:
             g = p.grad.data
             xp = backend.xp_of((g,))
-            p.grad = _const(xp.asarray(xp.clip(g, -clip_value, clip_value)))  # 0-d stays an array
+            p.grad = Tensor.constant(xp.asarray(xp.clip(g, -clip_value, clip_value)))  # 0-d stays an array
 
 
 def parameters_to_vector(parameters):

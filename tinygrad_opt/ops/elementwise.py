@@ -9,17 +9,19 @@ their derivative is zero, which is also the right second derivative.
 
 import numpy as np
 
-from .. import cuda_kernels, function
+from .. import function
 from ..backend import xp_of
 from ..function import Op, list_shapes
 
 
-def _constant(array):
-    """A Tensor that carries no gradient (masks, signs: piecewise constants)."""
-    return function.Tensor._make(array, False, None)
+class Elementwise(Op):
+    """Base of the elementwise ops: each backward is g times something of the
+    output's shape, which broadcasts over a batch axis unchanged (see Op)."""
+
+    backward_batches = True
 
 
-class Broadcasting(Op):
+class Broadcasting(Elementwise):
     """Base of the ops whose inputs broadcast against each other (NumPy's rules)."""
 
     @classmethod
@@ -115,7 +117,7 @@ class Pow(Broadcasting):
         gx = gy = None
         if needs[0] and not exponent_is_tensor:
             if y == 0:
-                gx = _constant(_xp(g.data).zeros(x.shape, dtype=g.dtype))
+                gx = function.Tensor.constant(_xp(g.data).zeros(x.shape, dtype=g.dtype))
             else:
                 gx = g * (x * 2.0) if y == 2 else g * (x ** (y - 1) * y)
         if not exponent_is_tensor:
@@ -126,7 +128,7 @@ class Pow(Broadcasting):
                 gx = _zero_where(y.data == 0, g * (y * x ** (y - 1)))
             if needs[1]:
                 base = x if isinstance(x, function.Tensor) else \
-                    _constant(_xp(out.data).full_like(out.data, x))
+                    function.Tensor.constant(_xp(out.data).full_like(out.data, x))
                 flat = (base.data == 0) & (y.data >= 0)
                 gy = g * _zero_where(flat, out * base.log())
         return gx, gy
@@ -141,7 +143,7 @@ def _zero_where(mask, value):
     return Where.apply(mask, 0.0, value)
 
 
-class Neg(Op):
+class Neg(Elementwise):
     """z = -x.  dz/dx = -g."""
 
     saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
@@ -155,7 +157,7 @@ class Neg(Op):
         return (-g,)
 
 
-class Exp(Op):
+class Exp(Elementwise):
     """z = exp(x).  dz/dx = g*z."""
 
     saves_inputs = False  # its backward reads the output's values only (see Op)
@@ -169,7 +171,7 @@ class Exp(Op):
         return (g * out,)
 
 
-class Log(Op):
+class Log(Elementwise):
     """z = log(x).  dz/dx = g/x."""
 
     saves_output = False  # its backward reads the inputs' values only (see Op)
@@ -183,7 +185,7 @@ class Log(Op):
         return (g / ctx.inputs[0],)
 
 
-class Sqrt(Op):
+class Sqrt(Elementwise):
     """z = sqrt(x).  dz/dx = g/(2z)."""
 
     saves_inputs = False  # its backward reads the output's values only (see Op)
@@ -197,7 +199,7 @@ class Sqrt(Op):
         return (g / (out * 2),)
 
 
-class Sin(Op):
+class Sin(Elementwise):
     """z = sin(x).  dz/dx = g*cos(x)."""
 
     saves_output = False  # its backward reads the inputs' values only (see Op)
@@ -211,7 +213,7 @@ class Sin(Op):
         return (g * ctx.inputs[0].cos(),)
 
 
-class Cos(Op):
+class Cos(Elementwise):
     """z = cos(x).  dz/dx = -g*sin(x)."""
 
     saves_output = False  # its backward reads the inputs' values only (see Op)
@@ -225,7 +227,7 @@ class Cos(Op):
         return (-g * ctx.inputs[0].sin(),)
 
 
-class Tanh(Op):
+class Tanh(Elementwise):
     """z = tanh(x).  dz/dx = g*(1 - z^2)."""
 
     saves_inputs = False  # its backward reads the output's values only (see Op)
@@ -239,7 +241,7 @@ class Tanh(Op):
         return (g * (1 - out * out),)
 
 
-class Arctan(Op):
+class Arctan(Elementwise):
     """z = arctan(x).  dz/dx = g/(1 + x^2)."""
 
     saves_output = False  # its backward reads the inputs' values only (see Op)
@@ -254,7 +256,7 @@ class Arctan(Op):
         return (g / (x * x + 1),)
 
 
-class Sigmoid(Op):
+class Sigmoid(Elementwise):
     """z = 1/(1 + exp(-x)).  dz/dx = g*z*(1 - z)."""
 
     saves_inputs = False  # its backward reads the output's values only (see Op)
@@ -271,7 +273,7 @@ class Sigmoid(Op):
         return (g * out * (1 - out),)
 
 
-class Relu(Op):
+class Relu(Elementwise):
     """z = max(x, 0).  dz/dx = g * [z != 0]  (the mask is a constant).
 
     z is positive, zero or NaN, so the mask is [x > 0] except at a NaN input, where
@@ -279,6 +281,9 @@ class Relu(Op):
     """
 
     saves_inputs = False  # its backward reads the output's values only (see Op)
+    # g ⊙ [out != 0] on device arrays in one kernel, or None where it does not apply:
+    # registered by the module of fused kernels (cuda_kernels), which the ops never import.
+    fused_backward = None
 
     @staticmethod
     def forward(xp, x):
@@ -286,14 +291,15 @@ class Relu(Op):
 
     @staticmethod
     def backward(ctx, g, out):
-        if type(g.data) is not np.ndarray and not (g.requires_grad and function.is_grad_enabled()):
-            fused = cuda_kernels.relu_backward(g.data, out.data)  # one GPU kernel, or None
+        if Relu.fused_backward is not None and type(g.data) is not np.ndarray \
+                and not (g.requires_grad and function.is_grad_enabled()):
+            fused = Relu.fused_backward(g.data, out.data)
             if fused is not None:
-                return (_constant(fused),)
-        return (g * _constant(out.data != 0),)
+                return (function.Tensor.constant(fused),)
+        return (g * function.Tensor.constant(out.data != 0),)
 
 
-class LeakyRelu(Op):
+class LeakyRelu(Elementwise):
     """z = x if x > 0 else s*x.  dz/dx = g * (1 if x > 0 else s)  (s at a NaN, as in PyTorch)."""
 
     saves_output = False  # its backward reads the inputs' values only (see Op)
@@ -306,10 +312,10 @@ class LeakyRelu(Op):
     def backward(ctx, g, out):
         x = ctx.inputs[0].data
         slope = ctx.attrs["negative_slope"]
-        return (g * _constant(_xp(x).where(x > 0, x.dtype.type(1), x.dtype.type(slope))),)
+        return (g * function.Tensor.constant(_xp(x).where(x > 0, x.dtype.type(1), x.dtype.type(slope))),)
 
 
-class Abs(Op):
+class Abs(Elementwise):
     """z = |x|.  dz/dx = g*sign(x)  (0 at x = 0 and at a NaN, as in PyTorch)."""
 
     saves_output = False  # its backward reads the inputs' values only (see Op)
@@ -323,10 +329,10 @@ class Abs(Op):
         x = ctx.inputs[0].data
         sign = (x > 0).astype(g.dtype)  # not xp.sign: its sign(NaN) is NaN
         sign -= x < 0
-        return (g * _constant(sign),)
+        return (g * function.Tensor.constant(sign),)
 
 
-class Clamp(Op):
+class Clamp(Elementwise):
     """z = min(max(x, lo), hi).  dz/dx = g * [lo <= x <= hi]."""
 
     saves_output = False  # its backward reads the inputs' values only (see Op)
@@ -344,7 +350,7 @@ class Clamp(Op):
             mask &= x >= lo
         if hi is not None:
             mask &= x <= hi
-        return (g * _constant(mask.astype(x.dtype)),)
+        return (g * function.Tensor.constant(mask.astype(x.dtype)),)
 
 
 class Maximum(Broadcasting):
@@ -382,8 +388,8 @@ class Minimum(Broadcasting):
 def _split_between(g, x, y, x_loses, y_loses):
     """Shares of g: 0 to a losing input, 1/2 to each at a tie, else 1."""
     half_at_tie = 0.5 * (x == y)
-    share_x = _constant((1 - half_at_tie - x_loses).astype(g.dtype))
-    share_y = _constant((1 - half_at_tie - y_loses).astype(g.dtype))
+    share_x = function.Tensor.constant((1 - half_at_tie - x_loses).astype(g.dtype))
+    share_y = function.Tensor.constant((1 - half_at_tie - y_loses).astype(g.dtype))
     return g * share_x, g * share_y
 
 
@@ -401,7 +407,7 @@ class Where(Broadcasting):
     @staticmethod
     def backward(ctx, g, out):
         cond = _data(ctx.inputs[0]).astype(bool)
-        mask = _constant(cond.astype(g.dtype))
+        mask = function.Tensor.constant(cond.astype(g.dtype))
         return None, g * mask, g * (1 - mask)
 
 
@@ -414,7 +420,7 @@ def _xp(array):
     return xp_of((array,))
 
 
-class Cast(Op):
+class Cast(Elementwise):
     """z = x converted to ``dtype``.  dz/dx = g converted back to x's dtype."""
 
     dtype_rule = None  # the dtype asked for

@@ -1,5 +1,6 @@
 """Matrix products."""
 
+from ..backend import xp_of
 from ..function import Op, shape_of
 
 
@@ -51,3 +52,44 @@ class MatMul(Op):
         gx = g @ y.transpose(-1, -2) if needs[0] else None
         gy = x.transpose(-1, -2) @ g if needs[1] else None
         return gx, gy
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        """The same rule for B cotangents G (see Op). Where each sample's
+        product would be matrix-vector (g a row for dz/dx, a column for dz/dy),
+        the batch is stacked into one matrix product (_stacked_rows_times; dz/dy
+        as (gᵀ @ x)ᵀ); otherwise each sample's is a proper matrix product."""
+        x, y = node.inputs
+        needs = node.needs_input_grad
+        xd, yd = x.data, y.data
+        x2 = xd[None, :] if xd.ndim == 1 else xd              # (..., m, k)
+        y2 = yd[:, None] if yd.ndim == 1 else yd              # (..., k, n)
+        G2 = G[..., None] if yd.ndim == 1 else G
+        G2 = G2[..., None, :] if xd.ndim == 1 else G2         # (B, ..., m, n)
+        gx = gy = None
+        if needs[0] and G2.shape[-2] == 1:                    # g a row: (B, ..., k), then (1, k)
+            gx = _stacked_rows_times(G2[..., 0, :], y2.swapaxes(-1, -2))
+            gx = gx if xd.ndim == 1 else gx[..., None, :]
+        elif needs[0]:                                        # (x is a matrix here)
+            gx = _product(G2, y2.swapaxes(-1, -2))
+        if needs[1] and G2.shape[-1] == 1:                    # g a column: (B, ..., k), then (k, 1)
+            gy = _stacked_rows_times(G2[..., 0], x2)
+            gy = gy if yd.ndim == 1 else gy[..., None]
+        elif needs[1]:                                        # (y is a matrix here)
+            gy = _product(x2.swapaxes(-1, -2), G2)
+        return gx, gy
+
+
+def _stacked_rows_times(rows, w):
+    """rows @ w for a batch of row vectors (B, ..., p) and one w (..., p, q):
+    the B rows stacked into ONE matrix product (B, p) @ (p, q) per matrix of w.
+    A stacked matmul of (B, ..., 1, p) would make B vector-matrix products, one
+    BLAS call each -- what made the Hessian of a matrix-vector product slow."""
+    xp = xp_of((rows,))
+    return xp.moveaxis(xp.moveaxis(rows, 0, -2) @ w, -2, 0)
+
+
+def _product(a, b):
+    """a @ b, where an inner dimension of 1 makes it an outer product: a
+    broadcast multiply then does it without one tiny BLAS call per matrix."""
+    return a * b if a.shape[-1] == 1 else a @ b

@@ -2,8 +2,9 @@
 indexing, concatenation. Each backward moves the gradient back the other way.
 """
 
-from ..backend import transfer
+from ..backend import transfer, xp_of
 from ..function import Op, list_shapes, shape_of
+from .batching import batched_index, batched_sum_to, broadcast_copy
 
 
 class Reshape(Op):
@@ -25,6 +26,10 @@ class Reshape(Op):
     def backward(ctx, g, out):
         return (g.reshape(ctx.inputs[0].shape),)
 
+    @staticmethod
+    def batched_backward(node, G, out):
+        return (G.reshape(G.shape[:1] + node.inputs[0].shape),)
+
 
 class Permute(Op):
     """z = x.transpose(dims).  dz/dx = g transposed by the inverse permutation."""
@@ -43,11 +48,19 @@ class Permute(Op):
 
     @staticmethod
     def backward(ctx, g, out):
-        dims = ctx.attrs["dims"]
-        inverse = [0] * len(dims)
-        for i, d in enumerate(dims):
-            inverse[d] = i
-        return (g.permute(*inverse),)
+        return (g.permute(*_inverse(ctx.attrs["dims"])),)
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        return (G.transpose((0,) + tuple(i + 1 for i in _inverse(node.attrs["dims"]))),)
+
+
+def _inverse(dims):
+    """The permutation that undoes ``dims``."""
+    inverse = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inverse[d] = i
+    return inverse
 
 
 class Expand(Op):
@@ -84,6 +97,10 @@ class Expand(Op):
     def backward(ctx, g, out):
         return (SumTo.apply(g, shape=ctx.inputs[0].shape),)
 
+    @staticmethod
+    def batched_backward(node, G, out):
+        return (batched_sum_to(G, node.inputs[0].shape),)
+
 
 def sum_to_shape(xp, array, shape):
     """Sum ``array`` over the axes that broadcasting added to reach ``shape``."""
@@ -107,6 +124,12 @@ class SumTo(Op):
     @staticmethod
     def backward(ctx, g, out):
         return (g.expand(ctx.inputs[0].shape),)
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        shape = node.inputs[0].shape
+        small = G.reshape(G.shape[:1] + (1,) * (len(shape) - (G.ndim - 1)) + G.shape[1:])
+        return (broadcast_copy(small, G.shape[:1] + shape),)
 
 
 def _is_basic(index):
@@ -134,6 +157,20 @@ class GetItem(Op):
         x = ctx.inputs[0]
         return (IndexAdd.apply(g, index=ctx.attrs["index"], shape=x.shape),)
 
+    @staticmethod
+    def batched_backward(node, G, out):
+        index = batched_index(node.attrs["index"])
+        if index is None:
+            return None
+        x = node.inputs[0]
+        xp = xp_of((G,))
+        full = xp.zeros(G.shape[:1] + x.shape, dtype=G.dtype)
+        if _is_basic(node.attrs["index"]):
+            full[index] = G
+        else:
+            xp.add.at(full, index, G)
+        return (full,)
+
 
 class IndexAdd(Op):
     """z = zeros(shape); z[index] += g.  The adjoint of indexing: dz/dg = g2[index]."""
@@ -153,6 +190,13 @@ class IndexAdd(Op):
     def backward(ctx, g, out):
         return (GetItem.apply(g, index=ctx.attrs["index"]),)
 
+    @staticmethod
+    def batched_backward(node, G, out):
+        index = batched_index(node.attrs["index"])
+        if index is None:
+            return None
+        return (xp_of((G,)).ascontiguousarray(G[index]),)
+
 
 class Cat(Op):
     """z = cat(xs, dim).  dz/dx_i = the slice of g that x_i filled."""
@@ -171,20 +215,31 @@ class Cat(Op):
 
     @staticmethod
     def backward(ctx, g, out):
-        dim = ctx.attrs["dim"] % g.ndim
-        grads, start = [], 0
-        for x, needed in zip(ctx.inputs, ctx.needs_input_grad):
-            stop = start + x.shape[dim]
-            index = (slice(None),) * dim + (slice(start, stop),)
-            grads.append(g[index] if needed else None)
-            start = stop
-        return tuple(grads)
+        return _slices_along(ctx, g, ctx.attrs["dim"] % g.ndim, batch_axes=0)
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        return _slices_along(node, G, node.attrs["dim"] % (G.ndim - 1), batch_axes=1)
+
+
+def _slices_along(ctx, g, dim, batch_axes):
+    """The slice of ``g`` along ``dim`` that each input of a cat filled (None
+    for an input that needs no gradient); ``g`` has ``batch_axes`` leading axes
+    (0, or 1 in a batched backward) before the output's own."""
+    grads, start = [], 0
+    for x, needed in zip(ctx.inputs, ctx.needs_input_grad):
+        stop = start + x.shape[dim]
+        index = (slice(None),) * (batch_axes + dim) + (slice(start, stop),)
+        grads.append(g[index] if needed else None)
+        start = stop
+    return tuple(grads)
 
 
 class Copy(Op):
     """z = a copy of x with its own memory.  dz/dx = g."""
 
     saves_inputs = saves_output = False  # its backward reads shapes only (see Op)
+    backward_batches = True  # g as it is (see Op)
 
     @staticmethod
     def forward(xp, x):

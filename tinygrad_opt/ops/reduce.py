@@ -7,9 +7,10 @@ back to the input's shape: the adjoint of summing is copying.
 
 import numpy as np
 
+from .. import function
 from ..backend import xp_of
 from ..function import Op
-from .elementwise import _constant
+from .batching import broadcast_copy
 from .movement import Expand
 
 
@@ -66,6 +67,23 @@ def _broadcast_back(g, ctx):
     return Expand.apply(g, shape=shape)
 
 
+def _batched_broadcast_back(G, node):
+    """_broadcast_back for B reduced gradients G (a batched backward, see Op)."""
+    shape = node.inputs[0].shape
+    if not node.attrs["keepdim"]:
+        G = G.reshape(G.shape[:1] + kept_shape(shape, node.attrs["dims"]))
+    return broadcast_copy(G, G.shape[:1] + shape)
+
+
+def _mean_scale(node):
+    """1 / (the number of elements each mean averages)."""
+    shape = node.inputs[0].shape
+    count = 1
+    for d in node.attrs["dims"]:
+        count *= shape[d]
+    return 1.0 / max(count, 1)
+
+
 class Sum(Op):
     """z = sum(x, dims).  dz/dx = g broadcast over the summed dims."""
 
@@ -81,6 +99,10 @@ class Sum(Op):
     def backward(ctx, g, out):
         return (_broadcast_back(g, ctx),)
 
+    @staticmethod
+    def batched_backward(node, G, out):
+        return (_batched_broadcast_back(G, node),)
+
 
 class Mean(Op):
     """z = mean(x, dims).  dz/dx = g/n broadcast over the averaged dims."""
@@ -94,11 +116,11 @@ class Mean(Op):
 
     @staticmethod
     def backward(ctx, g, out):
-        shape = ctx.inputs[0].shape
-        count = 1
-        for d in ctx.attrs["dims"]:
-            count *= shape[d]
-        return (_broadcast_back(g * (1.0 / max(count, 1)), ctx),)
+        return (_broadcast_back(g * _mean_scale(ctx), ctx),)
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        return (_batched_broadcast_back(G * _mean_scale(node), node),)
 
 
 class Amax(Op):
@@ -114,6 +136,10 @@ class Amax(Op):
     @staticmethod
     def backward(ctx, g, out):
         return (_broadcast_back(g, ctx) * _extremum_share(ctx, out),)
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        return (_batched_broadcast_back(G, node) * _extremum_share(node, out).data,)
 
 
 class Amin(Amax):
@@ -147,7 +173,7 @@ def _extremum_share(ctx, out):
         xp = xp_of((x,))
         hit |= xp.isnan(x) & xp.isnan(extremum)
     with np.errstate(invalid="ignore"):  # 0/0: a NaN extremum nothing equals (amax's NaN)
-        return _constant(hit / hit.sum(axis=dims, keepdims=True).astype(x.dtype))
+        return function.Tensor.constant(hit / hit.sum(axis=dims, keepdims=True).astype(x.dtype))
 
 
 class SelectAlong(Op):
@@ -172,6 +198,17 @@ class SelectAlong(Op):
         dim, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
         return ScatterAlong.apply(g, index, dim=dim, keepdim=keepdim, shape=x.shape), None
 
+    @staticmethod
+    def batched_backward(node, G, out):
+        x, index = node.inputs
+        dim, keepdim = node.attrs["dim"], node.attrs["keepdim"]
+        xp = xp_of((G,))
+        full = xp.zeros(G.shape[:1] + x.shape, dtype=G.dtype)
+        values = G if keepdim else xp.expand_dims(G, dim + 1)
+        xp.put_along_axis(full, _batched_index_array(xp, index, values.shape, dim), values,
+                          axis=dim + 1)
+        return full, None
+
 
 class ScatterAlong(Op):
     """z = zeros(shape) with g put at ``index`` along ``dim``: the adjoint of SelectAlong."""
@@ -193,6 +230,23 @@ class ScatterAlong(Op):
         dim, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
         return SelectAlong.apply(g, index, dim=dim, keepdim=keepdim), None
 
+    @staticmethod
+    def batched_backward(node, G, out):
+        index = node.inputs[1]
+        dim, keepdim = node.attrs["dim"], node.attrs["keepdim"]
+        xp = xp_of((G,))
+        idx = _batched_index_array(xp, index, G.shape[:1], dim)
+        picked = xp.take_along_axis(G, idx, axis=dim + 1)
+        return (picked if keepdim else picked.squeeze(dim + 1)), None
+
+
+def _batched_index_array(xp, index, shape, dim):
+    """SelectAlong's ``index`` (kept along ``dim``) with a leading batch axis,
+    broadcast to ``shape`` (given in full, or as (B,) to keep the index's own)."""
+    array = index.data if isinstance(index, function.Tensor) else index
+    idx = xp.expand_dims(array, dim)[None]
+    return xp.broadcast_to(idx, tuple(shape) + idx.shape[len(shape):])
+
 
 class Softmax(Op):
     """z = exp(x - logsumexp(x)).  dz/dx = z * (g - sum(g*z, dim))."""
@@ -209,6 +263,12 @@ class Softmax(Op):
     def backward(ctx, g, out):
         dim = ctx.attrs["dim"]
         return (out * (g - (g * out).sum(dim, keepdim=True)),)
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        d = node.attrs["dim"] % out.ndim + 1
+        z = out.data
+        return (z * (G - (G * z).sum(axis=d, keepdims=True)),)
 
 
 class LogSoftmax(Op):
@@ -228,3 +288,8 @@ class LogSoftmax(Op):
     def backward(ctx, g, out):
         dim = ctx.attrs["dim"]
         return (g - out.exp() * g.sum(dim, keepdim=True),)
+
+    @staticmethod
+    def batched_backward(node, G, out):
+        d = node.attrs["dim"] % out.ndim + 1
+        return (G - xp_of((G,)).exp(out.data) * G.sum(axis=d, keepdims=True),)

@@ -149,7 +149,7 @@ class SecondOrderOptimizer(Optimizer):
         """Fill each parameter's ``.grad`` with the gradient just computed (a
         convenience: the step itself never reads ``.grad``)."""
         for p, v in zip(self._params, self._views(flat)):
-            p.grad = Tensor._make(v.copy(), False, None)
+            p.grad = Tensor.constant(v.copy())
 
     def _vector(self, tensors):
         return self._flatten([None if t is None else t.data for t in tensors])

@@ -2,8 +2,9 @@
 
 from ..backend import xp_of
 from ..cuda_kernels import fusable
+from ..tensor import Tensor
 from . import _rules
-from .optimizer import Optimizer, _state_tensor, advance_step, check_number, step_tensor
+from .optimizer import Optimizer, advance_step, check_number, step_tensor
 
 
 class Adagrad(Optimizer):
@@ -53,7 +54,7 @@ class Adagrad(Optimizer):
             if len(state) == 0:
                 xp = xp_of((p.data,))
                 state["step"] = step_tensor()
-                state["sum"] = _state_tensor(xp.full_like(p.data, init))
+                state["sum"] = Tensor.constant(xp.full_like(p.data, init))
 
     def _validate_group(self, group):
         check_number("lr", group["lr"], 0.0, what="learning rate")

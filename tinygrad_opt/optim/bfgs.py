@@ -63,7 +63,7 @@ class BFGS(SecondOrderOptimizer):
         record["nit"] += 1
         record["loss_history"].append(f0)
         self._set_grads(g)
-        result = Tensor._make(xp.asarray(f0, dtype=self._dtype), False, None)
+        result = Tensor.constant(xp.asarray(f0, dtype=self._dtype))
         x0 = self._gather()
         gmax, gsum = host_floats(xp, xp.abs(g).max(), xp.abs(g).sum())
         if gmax <= group["tolerance_grad"]:

@@ -188,7 +188,7 @@ class _LeastSquares(SecondOrderOptimizer):
             with enable_grad():
                 total = None
                 for k in live:
-                    term = (gx[k] * Tensor._make(views[k], False, None)).sum()
+                    term = (gx[k] * Tensor.constant(views[k])).sum()
                     total = term if total is None else total + term
                 if total is None:
                     return xp.zeros(rflat.shape, dtype=r.dtype)
@@ -198,7 +198,7 @@ class _LeastSquares(SecondOrderOptimizer):
         def jtv(w):
             record["jacobian_products"] += 1
             with enable_grad():
-                out = _grad([rflat], params, [Tensor._make(w, False, None)], retain_graph=True,
+                out = _grad([rflat], params, [Tensor.constant(w)], retain_graph=True,
                             allow_unused=True)
             return self._vector(out)
 
@@ -260,7 +260,7 @@ class GaussNewton(_LeastSquares):
         f0 = 0.5 * ff
         record["nit"] += 1
         record["loss_history"].append(f0)
-        result = Tensor._make(xp.asarray(f0, dtype=rd.dtype), False, None)
+        result = Tensor.constant(xp.asarray(f0, dtype=rd.dtype))
         if group["solver"] == "cg":
             jv, jtv = self._matrix_free(r)
             g = jtv(rd)
@@ -436,7 +436,7 @@ class LevenbergMarquardt(_LeastSquares):
         (ff,) = host_floats(xp, (rd * rd).sum())
         record["nit"] += 1
         record["loss_history"].append(0.5 * ff)
-        result = Tensor._make(xp.asarray(0.5 * ff, dtype=rd.dtype), False, None)
+        result = Tensor.constant(xp.asarray(0.5 * ff, dtype=rd.dtype))
         if record["converged"]:
             return result
         if ff == 0:

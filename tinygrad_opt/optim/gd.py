@@ -89,7 +89,7 @@ class GD(SecondOrderOptimizer):
     def _exact_step(self, grads, g, gg, record):
         """t = gᵀg / gᵀHg by double backward (None if the curvature is not positive)."""
         with enable_grad():
-            pairs = [(gi * Tensor._make(v, False, None)).sum()
+            pairs = [(gi * Tensor.constant(v)).sum()
                      for gi, v in zip(grads, self._views(g)) if gi is not None]
             total = pairs[0]
             for p in pairs[1:]:

@@ -62,7 +62,7 @@ def _unflatten(vector, params):
 
 
 def _split(vector, params):
-    return [Tensor._make(v, False, None) for v in _unflatten(vector, params)]
+    return [Tensor.constant(v) for v in _unflatten(vector, params)]
 
 
 def gauss_newton_vector_product(outputs, loss_fn, params):
@@ -76,7 +76,7 @@ def gauss_newton_vector_product(outputs, loss_fn, params):
     xp = xp_of((params[0].data,))
 
     with enable_grad():
-        u = Tensor._make(outputs.data * 0, False, None).requires_grad_()
+        u = Tensor.constant(outputs.data * 0).requires_grad_()
         jtu = grad(outputs, params, u, retain_graph=True, create_graph=True)
         z = outputs.detach().requires_grad_()
         loss = loss_fn(z)

@@ -152,9 +152,9 @@ class KFAC(SGD):
         for layer, D, n_in in pending:
             D = D * nu
             xp = xp_of((D,))
-            layer.weight.grad = Tensor._make(xp.ascontiguousarray(D[:, :n_in]), False, None)
+            layer.weight.grad = Tensor.constant(xp.ascontiguousarray(D[:, :n_in]))
             if layer.bias is not None:
-                layer.bias.grad = Tensor._make(D[:, n_in].copy(), False, None)
+                layer.bias.grad = Tensor.constant(D[:, n_in].copy())
 
     def step(self, closure=None):
         loss = None

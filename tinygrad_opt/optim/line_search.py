@@ -264,7 +264,7 @@ def armijo(fn, x, d, *, loss=None, grad=None, lr=1.0, c1=1e-4, shrink=0.5, max_e
         return LineSearchResult(0.0, f0, None, gtd0, 0, False,
                                 f"d is not a descent direction (∇fᵀd = {gtd0:.3e} >= 0)")
     def phi_value(t):
-        return host_floats(xp, fn(Tensor._make(xd + t * dd, False, None)).data.reshape(()))[0]
+        return host_floats(xp, fn(Tensor.constant(xd + t * dd)).data.reshape(()))[0]
 
     t, f, nfev, ok = armijo_on_phi(phi_value, f0, gtd0, lr, c1, shrink, max_evals)
     return LineSearchResult(t, f, None, None, nfev, ok,
@@ -296,7 +296,7 @@ def strong_wolfe(fn, x, d, *, loss=None, grad=None, lr=1.0, c1=1e-4, c2=0.9,
     f, g, t, nfev, ok = strong_wolfe_on_phi(obj, lr, d_norm, f0, g0, gtd0, c1, c2,
                                             tolerance_change, max_ls)
     gtd = host_floats(xp, (g * dd).sum())[0]
-    return LineSearchResult(t, f, Tensor._make(g, False, None), gtd, nfev, ok,
+    return LineSearchResult(t, f, Tensor.constant(g), gtd, nfev, ok,
                             "strong Wolfe conditions hold" if ok else
                             "stopped before the strong Wolfe conditions held (bracket too "
                             "small or max_ls reached)")
@@ -318,12 +318,12 @@ def exact(fn, x, d, *, grad=None):
     with enable_grad():
         f = fn(xt)
         (g,) = _grad([f.reshape(())], [xt], create_graph=True)
-        gd = (g * Tensor._make(dd, False, None)).sum()
+        gd = (g * Tensor.constant(dd)).sum()
         (hd,) = _grad([gd], [xt], allow_unused=True) if gd.requires_grad else (None,)
     hd = hd.data if hd is not None else dd * 0
     f0, gtd, curvature = host_floats(xp, f.data.reshape(()), gd.data, (dd * hd).sum())
     if not curvature > 0:
-        return LineSearchResult(0.0, f0, Tensor._make(g.data, False, None), gtd, 1, False,
+        return LineSearchResult(0.0, f0, Tensor.constant(g.data), gtd, 1, False,
                                 f"the curvature along d is not positive (dᵀHd = "
                                 f"{curvature:.3e})")
     return LineSearchResult(-gtd / curvature, float("nan"), None, None, 1, True,

@@ -73,7 +73,7 @@ def _parameter(x0):
 
 def _output(x, was_tensor):
     data = x.data.copy()
-    return Tensor._make(data, False, None) if was_tensor else to_host(data)
+    return Tensor.constant(data) if was_tensor else to_host(data)
 
 
 def _ended(x, record, callback):

@@ -68,7 +68,7 @@ class NewtonCG(SecondOrderOptimizer):
             with enable_grad():
                 total = None
                 for k in live:
-                    term = (grads[k] * Tensor._make(views[k], False, None)).sum()
+                    term = (grads[k] * Tensor.constant(views[k])).sum()
                     total = term if total is None else total + term
                 hv = _grad([total], params, retain_graph=True, allow_unused=True)
             out = self._vector(hv)

@@ -54,17 +54,12 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
-def _state_tensor(array):
-    """Wrap an optimizer state array as a detached Tensor (no graph, no grad)."""
-    return Tensor._make(array, False, None)
-
-
 def step_tensor(value=0.0):
     """The ``step`` counter as PyTorch keeps it: a 0-d float tensor on the host
     (float64 when the default dtype is float64, float32 otherwise). It stays on
     the CPU even for GPU parameters, so reading it never synchronises."""
     dtype = np.float64 if backend.get_default_dtype() == np.float64 else np.float32
-    return _state_tensor(np.array(value, dtype=dtype))
+    return Tensor.constant(np.array(value, dtype=dtype))
 
 
 def check_number(name, value, low=None, high=None, *, low_open=False, high_open=False,
@@ -377,7 +372,7 @@ class Optimizer:
             for name, value in scalars.items():
                 state[name] = step_tensor(value)
             for name in zeros:
-                state[name] = _state_tensor(xp.zeros_like(p.data))
+                state[name] = Tensor.constant(xp.zeros_like(p.data))
         return state
 
 
@@ -423,7 +418,7 @@ def advance_step(state):
 
 def _copy_value(value):
     if isinstance(value, Tensor):
-        return _state_tensor(value.data.copy())
+        return Tensor.constant(value.data.copy())
     if isinstance(value, list):
         return [_copy_value(v) for v in value]
     if isinstance(value, dict):
@@ -459,7 +454,7 @@ def _cast_state(name, value, param):
         return value
     if name in HOST_SCALARS:
         host = backend.to_host(array)
-        return _state_tensor(np.array(host, dtype=host.dtype if host.dtype.kind == "f"
+        return Tensor.constant(np.array(host, dtype=host.dtype if host.dtype.kind == "f"
                                       else np.float32))
     if array.dtype.kind in "fc":
         array = array.astype(param.dtype, copy=False)
@@ -467,4 +462,4 @@ def _cast_state(name, value, param):
         array = backend.transfer(array, param.device)
     if array is value or (isinstance(value, Tensor) and array is value.data):
         array = array.copy()
-    return _state_tensor(array)
+    return Tensor.constant(array)

@@ -2,8 +2,9 @@
 
 from ..backend import xp_of
 from ..cuda_kernels import fusable
+from ..tensor import Tensor
 from . import _rules
-from .optimizer import Optimizer, _state_tensor, check_number
+from .optimizer import Optimizer, check_number
 
 MOMENTUM_FORMS = ("pytorch", "lecture")
 
@@ -103,7 +104,7 @@ class SGD(Optimizer):
             arrays = {} if buf is None else {"momentum_buffer": buf.data}
             new_buf = update(p.data, p.grad.data, arrays, None)
             if momentum != 0 and buf is None:
-                state["momentum_buffer"] = _state_tensor(new_buf)
+                state["momentum_buffer"] = Tensor.constant(new_buf)
 
 
 @fusable("sgd")  # CuPy arrays take the fused kernel of cuda_kernels.py

@@ -123,8 +123,7 @@ class HVP:
         for i in self._live:
             p = self.params[i]
             piece = v[offsets[i]:offsets[i + 1]].reshape(p.shape)
-            seeds.append(Tensor._make(xp_of((p.data,)).asarray(piece, dtype=p.dtype), False,
-                                      None))
+            seeds.append(Tensor.constant(xp_of((p.data,)).asarray(piece, dtype=p.dtype)))
         with enable_grad():
             hv = _grad([self._grads[i] for i in self._live], self.params, seeds,
                        retain_graph=True, allow_unused=True)
