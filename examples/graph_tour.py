@@ -21,7 +21,7 @@ import sys
 
 import tinygrad_opt as tg
 from tinygrad_opt import Tensor, nn
-from tinygrad_opt.graph import DotNotFoundError, render
+from tinygrad_opt.draw import DotNotFoundError, render
 
 
 def save(digraph, path):

@@ -5,10 +5,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tinygrad_opt import graph
+from tinygrad_opt import draw
 from tinygrad_opt.cli import main
 
-NEEDS_DOT = pytest.mark.skipif(not graph.dot_available(), reason="needs Graphviz's dot")
+NEEDS_DOT = pytest.mark.skipif(not draw.dot_available(), reason="needs Graphviz's dot")
 NODE = re.compile(r"^\t+(n\d+|legend) \[", re.MULTILINE)
 EXPR = ["graph", "--expr", "a*b + c.tanh()", "--var", "a=2", "--var", "b=-3", "--var", "c=1"]
 

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import tinygrad_opt as tg
-from tinygrad_opt import Tensor, graph
-from tinygrad_opt.function import Op
+from tinygrad_opt import Tensor, draw
+from tinygrad_opt.op import Op
 
 NODE = re.compile(r"^\t+(n\d+|legend) \[(.*)\]$", re.MULTILINE)
 EDGE = re.compile(r"^\t+(n\d+) -> (n\d+)(?: \[(.*)\])?$", re.MULTILINE)
-NEEDS_DOT = pytest.mark.skipif(not graph.dot_available(), reason="needs Graphviz's dot")
+NEEDS_DOT = pytest.mark.skipif(not draw.dot_available(), reason="needs Graphviz's dot")
 
 
 def nodes(source):
@@ -90,8 +90,8 @@ def test_counts_and_labels_of_a_small_expression():
     assert 'label="a | data 2.0000 | grad -3.0000"' in node_with(src, 'label="a |')
     assert 'label="b | data -3.0000 | grad 2.0000"' in node_with(src, 'label="b |')
     assert 'label="c | data 10.0000 | grad 2.0000"' in node_with(src, 'label="c |')
-    assert "data 14.0000 | grad 1.0000" in node_with(src, graph.OUTPUT)
-    assert node_with(src, "label=2 ").count(graph.CONST) == 1
+    assert "data 14.0000 | grad 1.0000" in node_with(src, draw.OUTPUT)
+    assert node_with(src, "label=2 ").count(draw.CONST) == 1
     assert sum("shape=ellipse" in attrs for attrs in nodes(src).values()) == 3
     assert all(name in src for name in ("label=Mul", "label=Add"))
 
@@ -105,7 +105,7 @@ def test_micrograd_readme_values_and_counts():
     assert len(edges(src)) == n_slots + n_ops
     assert "grad 138.8338" in node_with(src, 'label="a |')
     assert "grad 645.5773" in node_with(src, 'label="b |')
-    assert "data 24.7041" in node_with(src, graph.OUTPUT)
+    assert "data 24.7041" in node_with(src, draw.OUTPUT)
     assert a.grad is None and b.grad is None  # the picture computes, it does not accumulate
 
 
@@ -198,12 +198,12 @@ def test_double_backward_nodes_get_their_colour_and_cluster():
     assert orders.get(1, 0) > 0
     cluster = src.split("subgraph cluster_forward_order1 {")[1].split("}")[0]
     assert "order 1: built by a create_graph=True backward" in cluster
-    fill = graph.ORDER_FILL[0]
+    fill = draw.ORDER_FILL[0]
     order1_ops = [a for a in nodes(src).values() if "shape=ellipse" in a and fill in a]
     assert len(order1_ops) == orders[1]
     assert sum("shape=ellipse" in a for a in nodes(src).values()) == sum(orders.values())
     assert "grad [6.0000, 12.0000]" not in src  # g is not a scalar: no ∂g/∂node
-    assert "data [3.0000, 12.0000]" in node_with(src, graph.OUTPUT)  # 3x²
+    assert "data [3.0000, 12.0000]" in node_with(src, draw.OUTPUT)  # 3x²
 
 
 def test_a_hessian_vector_product_shows_three_layers():
@@ -215,7 +215,7 @@ def test_a_hessian_vector_product_shows_three_layers():
     assert np.allclose(hv.numpy(), [6.0, 0.0])
     src = tg.draw_graph(hv).source
     assert "cluster_forward_order2" in src
-    assert "cluster_forward_order1" in src and graph.ORDER_FILL[1] in src
+    assert "cluster_forward_order1" in src and draw.ORDER_FILL[1] in src
 
 
 # -- backward graph -------------------------------------------------------------------
@@ -341,7 +341,7 @@ def test_bad_arguments_get_one_sentence():
 def test_render_writes_valid_svg_with_one_group_per_node(tmp_path):
     _, _, g = micrograd_expression()
     digraph = tg.draw_graph(g, mode="both", legend=True)
-    path = graph.render(digraph, tmp_path / "g.svg")
+    path = draw.render(digraph, tmp_path / "g.svg")
     root = ET.parse(path).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     groups = [e for e in root.iter("{http://www.w3.org/2000/svg}g") if e.get("class") == "node"]
@@ -351,13 +351,13 @@ def test_render_writes_valid_svg_with_one_group_per_node(tmp_path):
 
 def test_missing_dot_gives_one_sentence_with_the_install_command(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH that hides dot
-    assert not graph.dot_available()
+    assert not draw.dot_available()
     digraph = tg.draw_graph(leaf(2.0, "a") * 3)
     assert 'label="a | data 2.0000 | grad 3.0000"' in digraph.source  # DOT needs no Graphviz
-    for attempt in (lambda: graph.render(digraph, tmp_path / "g.svg"),
+    for attempt in (lambda: draw.render(digraph, tmp_path / "g.svg"),
                     lambda: digraph.render(tmp_path / "g", format="svg"),
                     lambda: digraph.pipe(format="svg")):
-        with pytest.raises(graph.DotNotFoundError) as caught:
+        with pytest.raises(draw.DotNotFoundError) as caught:
             attempt()
         message = str(caught.value)
         assert "\n" not in message and "apt-get install graphviz" in message
@@ -365,7 +365,7 @@ def test_missing_dot_gives_one_sentence_with_the_install_command(tmp_path, monke
     bundle = digraph._repr_mimebundle_()
     assert "apt-get install graphviz" in bundle["text/plain"] and digraph.source in \
         bundle["text/plain"]
-    assert graph.render(digraph, tmp_path / "g.dot").endswith("g.dot")
+    assert draw.render(digraph, tmp_path / "g.dot").endswith("g.dot")
     assert (tmp_path / "g.dot").read_text() == digraph.source
 
 
@@ -389,6 +389,6 @@ def test_the_graph_tour_example(tmp_path, capsys):
     module.main(str(tmp_path))
     out = capsys.readouterr().out
     assert "g = 24.7041" in out and "vᵀHv =" in out
-    suffix = ".svg" if graph.dot_available() else ".dot"
+    suffix = ".svg" if draw.dot_available() else ".dot"
     names = {"micrograd", "micrograd_both", "mlp_loss", "mlp_hvp"}
     assert {p.name for p in tmp_path.iterdir()} == {n + suffix for n in names}

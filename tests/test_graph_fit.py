@@ -8,9 +8,9 @@ import re
 import pytest
 
 import tinygrad_opt as tg
-from tinygrad_opt import Tensor, graph
+from tinygrad_opt import Tensor, draw
 
-pytestmark = pytest.mark.skipif(not graph.dot_available(), reason="needs Graphviz's dot")
+pytestmark = pytest.mark.skipif(not draw.dot_available(), reason="needs Graphviz's dot")
 SVG_SIZE = re.compile(r'<svg [^>]*?width="([\d.]+)pt" height="([\d.]+)pt"')
 FONT = re.compile(r'font-size="([\d.]+)"')
 
@@ -48,11 +48,11 @@ def curvature_graph():
 def test_a_large_graph_is_folded_to_the_screen_and_says_so():
     model, vhv = curvature_graph()
     whole = tg.draw_graph(vhv, params=model)
-    assert svg_size_px(svg_of(whole))[0] > graph.SCREEN[0]  # too wide as it is
+    assert svg_size_px(svg_of(whole))[0] > draw.SCREEN[0]  # too wide as it is
     fitted = tg.draw_graph(vhv, params=model, fit=True)
     svg = svg_of(fitted)
     width, height = svg_size_px(svg)
-    assert width <= graph.SCREEN[0] and height <= graph.SCREEN[1]
+    assert width <= draw.SCREEN[0] and height <= draw.SCREEN[1]
     assert_legible(svg)
     stats = fitted.stats
     assert stats["fit"]["fits"] and stats["drawn"] < whole.stats["drawn"]
@@ -66,12 +66,12 @@ def test_a_long_chain_turns_top_to_bottom_rather_than_folding():
     y = x
     for _ in range(14):
         y = y.tanh()
-    assert svg_size_px(svg_of(tg.draw_graph(y)))[0] > graph.SCREEN[0]  # left to right: too wide
+    assert svg_size_px(svg_of(tg.draw_graph(y)))[0] > draw.SCREEN[0]  # left to right: too wide
     fitted = tg.draw_graph(y, fit=True)
     assert fitted.stats["fit"]["rankdir"] == "TB" and fitted.stats["fit"]["max_nodes"] is None
     assert fitted.stats["drawn"] == 29 and "folded" not in fitted.source
     width, height = svg_size_px(svg_of(fitted))
-    assert width <= graph.SCREEN[0] and height <= graph.SCREEN[1]
+    assert width <= draw.SCREEN[0] and height <= draw.SCREEN[1]
 
 
 def test_a_graph_that_fits_is_left_as_it_is():
@@ -100,7 +100,7 @@ def images(html):
 def test_the_report_figure_is_svg_with_the_whole_graph_one_click_away():
     model, vhv = curvature_graph()
     page = (1040, 1400)
-    html = graph.html_figure(vhv, params=model, caption="vᵀHv <of> a 2-4-1 MLP", page=page)
+    html = draw.html_figure(vhv, params=model, caption="vᵀHv <of> a 2-4-1 MLP", page=page)
     assert "<script" not in html and "<figcaption>vᵀHv &lt;of&gt; a 2-4-1 MLP" in html
     fitted, whole = images(html)
     width, height = svg_size_px(fitted)
@@ -109,15 +109,15 @@ def test_the_report_figure_is_svg_with_the_whole_graph_one_click_away():
     assert f'width="{width:.0f}" height="{height:.0f}"' in html  # shown at 100%
     assert svg_size_px(whole)[0] > page[0]  # the whole graph: panned and zoomed, not shrunk
     assert_legible(whole)
-    assert "<details>" in html and html.count('type="radio"') == len(graph.ZOOMS)
+    assert "<details>" in html and html.count('type="radio"') == len(draw.ZOOMS)
     assert f'style="--w: {svg_size_px(whole)[0]:.0f}px"' in html
     ids = re.findall(r' id="([^"]+)"', html)
-    assert len(ids) == len(set(ids)) == len(graph.ZOOMS)
+    assert len(ids) == len(set(ids)) == len(draw.ZOOMS)
 
 
 def test_a_small_graph_needs_no_second_picture():
     a = Tensor(2.0, requires_grad=True, name="a")
-    html = graph.html_figure(a.tanh() * a)
+    html = draw.html_figure(a.tanh() * a)
     assert len(images(html)) == 1 and "<details>" not in html
 
 
@@ -129,5 +129,5 @@ def test_without_dot_fit_draws_everything(tmp_path, monkeypatch):
         y = y.tanh()
     drawn = tg.draw_graph(y, fit=True)
     assert "fit" not in drawn.stats and drawn.stats["drawn"] == 81
-    with pytest.raises(graph.DotNotFoundError):
-        graph.html_figure(y)
+    with pytest.raises(draw.DotNotFoundError):
+        draw.html_figure(y)

@@ -89,8 +89,8 @@ float64 = "float64"
 int64 = "int64"
 
 # Submodules that load on first use, so `import tinygrad_opt` stays light.
-_LAZY = ("nn", "optim", "graph", "data", "train", "study", "serialization", "cli", "linalg")
-_LAZY_NAMES = {"save": "serialization", "load": "serialization", "draw_graph": "graph"}
+_LAZY = ("nn", "optim", "draw", "graph", "data", "train", "study", "serialization", "cli", "linalg")
+_LAZY_NAMES = {"save": "serialization", "load": "serialization", "draw_graph": "draw"}
 
 
 def __getattr__(name):

@@ -11,7 +11,7 @@ changing it is an attribute write, not a new context.
 
 ``order`` is None while grad mode is off, otherwise the order given to the
 nodes recorded now (0 in the forward pass, k inside the k-th nested
-``create_graph=True`` backward, for the pictures of ``tinygrad_opt.graph``).
+``create_graph=True`` backward, for the pictures of ``tinygrad_opt.draw``).
 
 ``no_grad``, ``enable_grad``, ``inference_mode`` and ``set_grad_enabled`` work
 as context managers and as decorators (with or without parentheses, on plain
@@ -203,7 +203,7 @@ class set_grad_enabled(_GradMode):
 
 
 class backward_depth:
-    """Marks the nodes built while a create_graph backward runs (for graph.py).
+    """Marks the nodes built while a create_graph backward runs (for draw.py).
 
     Their order is one more than the highest order in the graph being
     differentiated (``top``), so the second backward of a Hessian-vector

@@ -6,7 +6,7 @@ inputs and outputs), and the handles that remove them -- PyTorch's
 import itertools
 import weakref
 
-from . import function
+from . import op as op_module
 
 _ids = itertools.count()
 # id(tensor) -> its TensorHooks, for the few tensors that have hooks. A table on
@@ -75,8 +75,8 @@ class TensorHooks:
             result = hook(grad)
             if result is None:
                 continue
-            if not isinstance(result, function.Tensor) or result.shape != grad.shape:
-                got = (f"shape {tuple(result.shape)}" if isinstance(result, function.Tensor)
+            if not isinstance(result, op_module.Tensor) or result.shape != grad.shape:
+                got = (f"shape {tuple(result.shape)}" if isinstance(result, op_module.Tensor)
                        else type(result).__name__)
                 raise RuntimeError(f"tensor hook {getattr(hook, '__name__', hook)!r} returned "
                                    f"{got} for a gradient of shape {tuple(grad.shape)}; return "
@@ -92,4 +92,4 @@ def own_copy(grad):
     """``grad`` with memory of its own (differentiable when it has a graph)."""
     if grad._node is not None:
         return grad.clone()
-    return function.Tensor.constant(grad.data.copy())
+    return op_module.Tensor.constant(grad.data.copy())

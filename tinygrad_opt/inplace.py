@@ -17,9 +17,10 @@ PyTorch's rules, which every in-place method follows through :func:`modify`:
 
 import numpy as np
 
-from . import function, versions
-from .function import Op
+from . import op as op_module
+from . import versions
 from .grad_mode import is_grad_enabled
+from .op import Op
 from .ops.batching import batched_index
 from .ops.movement import GetItem
 
@@ -76,7 +77,7 @@ def modify(tensor, what, op, *args, write=None, **attrs):
     ``write(array)``, when given, does the same change directly in memory: used
     when no graph is involved (cheaper than computing a new array and copying).
     """
-    Tensor = function.Tensor
+    Tensor = op_module.Tensor
     graph = is_grad_enabled() and (
         tensor.requires_grad or any(isinstance(a, Tensor) and a.requires_grad for a in args))
     if graph and tensor.requires_grad and tensor._node is None:

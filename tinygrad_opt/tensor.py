@@ -8,10 +8,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import backend, function, inplace
+from . import backend, inplace
+from . import op as op_module
 from .hooks import TENSOR_HOOKS, add_hook, tensor_hooks
 from .ops import elementwise as E
-from .ops import linalg as L
+from .ops import matmul as L
 from .ops import movement as M
 from .ops import reduce as R
 
@@ -733,4 +734,4 @@ def _engine():
 
 
 _ENGINE = None
-function.Tensor = Tensor  # Op.apply builds Tensors
+op_module.Tensor = Tensor  # Op.apply builds Tensors

@@ -43,7 +43,7 @@ import numpy as np
 from . import backend
 from .creation import generator
 from .data import DataLoader, as_dataset, first_non_finite
-from .function import no_grad
+from .op import no_grad
 from .serialization import load, save
 from .tensor import Tensor
 from .train_step import TrainStep

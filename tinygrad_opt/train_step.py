@@ -28,10 +28,10 @@ function, which a mini-batch is not.
 
 import math
 
-from .function import no_grad
 from .nn import MSELoss
 from .nn import functional as F
 from .nn.utils import clip_grad_norm_
+from .op import no_grad
 from .optim import LBFGS, GaussNewton, HessianFree, LevenbergMarquardt
 from .optim._second_order import SecondOrderOptimizer
 

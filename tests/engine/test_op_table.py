@@ -18,14 +18,14 @@ import pytest
 
 import tinygrad_opt as tg
 from tinygrad_opt.autograd.batched import jacobian_matrix
-from tinygrad_opt.function import Function, Op
 from tinygrad_opt.inplace import CopySlices
-from tinygrad_opt.nn import _ops as nn_ops
 from tinygrad_opt.nn import functional as F
+from tinygrad_opt.nn import fused as nn_ops
 from tinygrad_opt.nn.module_hooks import _InputGrads, _OutputGrads
 from tinygrad_opt.nn.prox import _ProxLinearOp
+from tinygrad_opt.op import Function, Op
 from tinygrad_opt.ops import elementwise as E
-from tinygrad_opt.ops import linalg as L
+from tinygrad_opt.ops import matmul as L
 from tinygrad_opt.ops import movement as M
 from tinygrad_opt.ops import reduce as R
 from tinygrad_opt.optim.kfac import _Capture

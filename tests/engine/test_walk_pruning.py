@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinygrad_opt as tg
-from tinygrad_opt.function import Op
+from tinygrad_opt.op import Op
 
 torch = pytest.importorskip("torch")
 

@@ -7,8 +7,12 @@ import pytest
 
 import tinygrad_opt as tg
 from tinygrad_opt import nn
-from tinygrad_opt.nn.utils import (clip_grad_norm_, clip_grad_value_, parameters_to_vector,
-                                   vector_to_parameters)
+from tinygrad_opt.nn.utils import (
+    clip_grad_norm_,
+    clip_grad_value_,
+    parameters_to_vector,
+    vector_to_parameters,
+)
 
 
 def _pair(scale):

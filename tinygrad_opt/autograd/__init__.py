@@ -3,7 +3,7 @@ derivatives (jacobian, hessian, hvp, ...), the numerical gradient by finite
 differences, gradient checks, and ``Function``
 for user-defined ops."""
 
-from ..function import Function, FunctionCtx
+from ..op import Function, FunctionCtx
 from .functional import hessian, hvp, jacobian, jvp, vhp, vjp
 from .grad import grad
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

@@ -22,7 +22,7 @@ for in-place changes (``x[i] = v`` after a use of ``x``).
 """
 
 from ..backend import xp_of
-from ..function import no_grad
+from ..op import no_grad
 from ..ops.batching import batched_sum_to
 from ..tensor import Tensor
 from .engine import _check_saved
@@ -205,7 +205,7 @@ def jacobian_matrix(output, inputs, strategy="auto"):
     if strategy != "columns":
         raise ValueError(f"jacobian_matrix: unknown strategy {strategy!r}; use 'auto', 'rows' "
                          "or 'columns'.")
-    from ..function import enable_grad
+    from ..op import enable_grad
 
     with enable_grad():
         u = Tensor._make(xp.zeros(output.shape, dtype=output.dtype), True, None)

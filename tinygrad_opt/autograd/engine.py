@@ -23,18 +23,19 @@ handed to the user owns writeable memory (:func:`_private`).
 
 import numpy as np
 
-from .. import function, grad_mode, versions
+from .. import grad_mode, versions
+from .. import op as op_module
 from ..hooks import TENSOR_HOOKS, run_tensor_hooks
 from .walk import FreedGraphError, backward_order  # noqa: F401  (FreedGraphError: re-exported)
 
 
 def _saved_arrays(node, out):
     """The arrays whose values this node's backward reads."""
-    if isinstance(node.attrs, function.FunctionCtx):  # what the Function saved
+    if isinstance(node.attrs, op_module.FunctionCtx):  # what the Function saved
         return list(node.attrs._saved or ())
     op, saved = node.op, []
     if op.saves_inputs:
-        saved += [t.data for t in node.inputs if isinstance(t, function.Tensor)]
+        saved += [t.data for t in node.inputs if isinstance(t, op_module.Tensor)]
     if op.saves_output:
         saved.append(out.data)
     return saved
@@ -98,8 +99,8 @@ def _walk(order, grads, retain_graph, capture, captured, foreign):
     now = versions._now
     # A freed node keeps a trace (Node.free) unless the graph is huge; the trace is
     # built here, in the loop over the node's inputs that the walk makes anyway.
-    trace = not retain_graph and len(order) <= function.TRACE_NODES
-    tiny, shape_only = function.TRACE_VALUES, function.SHAPE_ONLY
+    trace = not retain_graph and len(order) <= op_module.TRACE_NODES
+    tiny, shape_only = op_module.TRACE_VALUES, op_module.SHAPE_ONLY
     # With capture, the walk was pruned: an input off every path to a captured
     # tensor is not in the order, and the gradient handed to it is dropped.
     kept = set(order) if capture is not None else None
@@ -130,7 +131,7 @@ def _walk(order, grads, retain_graph, capture, captured, foreign):
         for inp, needed, gi in zip(inputs, node.needs_input_grad, input_grads):
             if not needed:
                 if trace:
-                    kept_inputs.append(function.input_trace(inp))
+                    kept_inputs.append(op_module.input_trace(inp))
                     kept_grads.append(None)
                 continue
             if gi is not None and (kept is None or inp in kept):
@@ -159,7 +160,7 @@ def _free_unreached(node, tensor, trace):
     trace that says nothing flowed."""
     if trace:
         inputs = node.inputs
-        node.free(tensor, None, [function.input_trace(i) for i in inputs], [None] * len(inputs))
+        node.free(tensor, None, [op_module.input_trace(i) for i in inputs], [None] * len(inputs))
     else:
         node.free()
 

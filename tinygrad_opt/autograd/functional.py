@@ -5,8 +5,8 @@
 a Tensor or a tuple of Tensors. Results mirror that structure.
 """
 
-from ..function import enable_grad
 from ..functions import stack
+from ..op import enable_grad
 from ..tensor import Tensor
 from . import batched
 from .grad import grad

@@ -15,7 +15,7 @@ the second derivatives.
 import numpy as np
 
 from ..backend import transfer
-from ..function import enable_grad, no_grad
+from ..op import enable_grad, no_grad
 from ..tensor import Tensor
 from .grad import grad
 from .numerical import numerical_jacobian

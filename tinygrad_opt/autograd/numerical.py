@@ -22,7 +22,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..function import no_grad
+from ..op import no_grad
 from ..tensor import Tensor
 
 __all__ = ["SCHEMES", "NumericalGrad", "numerical_grad", "numerical_jacobian"]

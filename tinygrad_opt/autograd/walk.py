@@ -15,7 +15,7 @@ leaf) nothing needs pruning: every edge that needs a gradient leads to a leaf
 that requires one.
 
 The engine (``engine.py``), the batched pass (``batched.py``) and the
-pictures (``graph.py``) all take their order from :func:`backward_order`.
+pictures (``draw.py``) all take their order from :func:`backward_order`.
 """
 
 from .. import versions

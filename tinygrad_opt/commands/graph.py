@@ -25,7 +25,7 @@ import tinygrad_opt as tg
 
 from .. import nn
 from ..cli import CommandError, UsageError
-from ..graph import INSTALL_HINT, DotNotFoundError, dot_available, render
+from ..draw import INSTALL_HINT, DotNotFoundError, dot_available, render
 from .expr import ExpressionError, evaluate, parse_variables
 
 HELP = "draw the forward / backward / double-backward graph of an expression or an MLP"

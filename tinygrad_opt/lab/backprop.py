@@ -1,7 +1,7 @@
 """The backprop panel: an expression (or a tiny MLP) -> its graph, its gradients, and the
 backward functions in the order the engine runs them, with what each one handed on.
 
-The order and the gradients handed on come from :mod:`tinygrad_opt.graph`'s replay
+The order and the gradients handed on come from :mod:`tinygrad_opt.draw`'s replay
 of the engine's walk (the same one ``draw_graph(mode="backward")`` draws): it
 calls every op's own ``vjp`` in the engine's order, and touches no ``.grad``.
 The leaves' gradients are then taken from the engine itself (``backward()``),
@@ -14,8 +14,9 @@ import numpy as np
 
 import tinygrad_opt as tg
 
-from .. import function, nn
-from .. import graph as _graph
+from .. import draw as _graph
+from .. import nn
+from .. import op as op_module
 from ..cli import UsageError
 from ..commands.expr import FUNCTIONS, ExpressionError, evaluate
 from ..commands.graph import differentiate
@@ -111,7 +112,7 @@ def _value(t):
 
 def _trace(root):
     """The engine's backward walk on ``root``: (steps, totals, edge gradients)."""
-    with function.no_grad(), np.errstate(all="ignore"):
+    with op_module.no_grad(), np.errstate(all="ignore"):
         steps, _visits, edge_grads, totals = _graph._simulate_backward(root, True)
     return steps, totals, edge_grads
 

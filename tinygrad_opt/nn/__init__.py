@@ -12,8 +12,16 @@ from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import ModuleDict, ModuleList, Sequential
 from .dropout import Dropout, Flatten
 from .linear import Identity, Linear
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss,
-                   MultiMarginLoss, NLLLoss, SVMLoss)
+from .loss import (
+                   BCELoss,
+                   BCEWithLogitsLoss,
+                   CrossEntropyLoss,
+                   L1Loss,
+                   MSELoss,
+                   MultiMarginLoss,
+                   NLLLoss,
+                   SVMLoss,
+)
 from .mlp import MLP
 from .module import Module, Parameter
 from .prox import ProxLinear, ProxPropMLP, set_proxprop  # noqa: F401  (ProxProp)

@@ -1,7 +1,7 @@
 """Functions of ``nn``: activations, ``linear``, ``dropout`` and the losses (PyTorch's
 ``torch.nn.functional`` names, arguments, defaults and formulas).
 
-Every loss is built from differentiable ops (two of them fused, see ``nn/_ops.py``),
+Every loss is built from differentiable ops (two of them fused, see ``nn/fused.py``),
 so it can be differentiated twice: Hessian-vector products and Newton steps work
 through it. Labels are picked with a gather (``SelectAlong``), never a one-hot matrix.
 
@@ -14,10 +14,10 @@ import numpy as np
 
 from .. import backend
 from ..creation import generator
-from ..function import is_grad_enabled
+from ..op import is_grad_enabled
 from ..ops.reduce import SelectAlong
 from ..tensor import Tensor
-from . import _ops
+from . import fused
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -229,7 +229,7 @@ def log_softmax(input, dim=None):
 
 def linear(input, weight, bias=None):
     """y = x Wᵀ + b with weight (out_features, in_features), as ``torch.nn.functional.linear``."""
-    return _ops.Linear.apply(_tensor(input), weight, bias)
+    return fused.Linear.apply(_tensor(input), weight, bias)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -344,7 +344,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     safe, weights, total, ignored = _sample_weights("cross_entropy", flat, n_classes, weight,
                                                     ignore_index, logits)
     cache = {} if logits.requires_grad and is_grad_enabled() else None
-    loss = _ops.CrossEntropy.apply(logits, safe, weights=weights, reduction=reduction,
+    loss = fused.CrossEntropy.apply(logits, safe, weights=weights, reduction=reduction,
                                    denom=total, cache=cache)
     if label_smoothing > 0.0:
         logp = logits.log_softmax(1)
@@ -398,7 +398,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     if isinstance(data, np.ndarray) and data.size and (data.min() < 0 or data.max() > 1):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and "
                          "1 (probabilities); for logits use binary_cross_entropy_with_logits.")
-    loss = _ops.BinaryCrossEntropy.apply(input, target)
+    loss = fused.BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * _tensor(weight, input).detach()
     return _reduce(loss, reduction)
@@ -414,7 +414,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     target = _tensor(target, input)
     _same_shape("binary_cross_entropy_with_logits", input, target)
     pw = None if pos_weight is None else _array_on(pos_weight, input, input.dtype)
-    loss = _ops.BinaryCrossEntropyWithLogits.apply(input, target, pos_weight=pw)
+    loss = fused.BinaryCrossEntropyWithLogits.apply(input, target, pos_weight=pw)
     if weight is not None:
         loss = loss * _tensor(weight, input).detach()
     return _reduce(loss, reduction)

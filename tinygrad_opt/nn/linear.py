@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from . import _ops, init
+from . import fused, init
 from .module import Module, Parameter
 
 
@@ -67,7 +67,7 @@ class Linear(Module):
         if not isinstance(input, Tensor):
             weight = params["weight"]
             input = Tensor(input, dtype=weight.dtype, device=weight.device)
-        return _ops.Linear.apply(input, params["weight"], params["bias"])
+        return fused.Linear.apply(input, params["weight"], params["bias"])
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

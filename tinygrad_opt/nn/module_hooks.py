@@ -8,7 +8,7 @@ backwards see the gradients: the outputs' first (they are consumed last), then
 the inputs', at which point every gradient of the call is known.
 """
 
-from ..function import Function
+from ..op import Function
 from ..tensor import Tensor
 
 

@@ -42,8 +42,8 @@ differentiated (no double backward through it).
 import re
 
 from ..backend import xp_of
-from ..function import Op
 from ..linalg import solvers
+from ..op import Op
 from ..tensor import Tensor
 from .linear import Linear
 from .mlp import MLP

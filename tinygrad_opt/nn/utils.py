@@ -6,8 +6,8 @@ import numpy as np
 
 from .. import backend
 from ..autograd.zero_grads import zero_grads  # noqa: F401 -- users import it from here
-from ..function import no_grad
 from ..functions import cat
+from ..op import no_grad
 from ..tensor import Tensor
 
 

@@ -24,7 +24,7 @@ from .elementwise import (
                           Tanh,
                           Where,
 )
-from .linalg import MatMul
+from .matmul import MatMul
 from .movement import Cat, Copy, Expand, GetItem, IndexAdd, Permute, Reshape, SumTo, ToDevice
 from .reduce import (
                      Amax,

@@ -9,9 +9,9 @@ their derivative is zero, which is also the right second derivative.
 
 import numpy as np
 
-from .. import function
+from .. import op as op_module
 from ..backend import xp_of
-from ..function import Op, list_shapes
+from ..op import Op, list_shapes
 
 
 class Elementwise(Op):
@@ -113,11 +113,11 @@ class Pow(Broadcasting):
     def backward(ctx, g, out):
         x, y = ctx.inputs
         needs = ctx.needs_input_grad
-        exponent_is_tensor = isinstance(y, function.Tensor)
+        exponent_is_tensor = isinstance(y, op_module.Tensor)
         gx = gy = None
         if needs[0] and not exponent_is_tensor:
             if y == 0:
-                gx = function.Tensor.constant(_xp(g.data).zeros(x.shape, dtype=g.dtype))
+                gx = op_module.Tensor.constant(_xp(g.data).zeros(x.shape, dtype=g.dtype))
             else:
                 gx = g * (x * 2.0) if y == 2 else g * (x ** (y - 1) * y)
         if not exponent_is_tensor:
@@ -127,8 +127,8 @@ class Pow(Broadcasting):
             if needs[0]:
                 gx = _zero_where(y.data == 0, g * (y * x ** (y - 1)))
             if needs[1]:
-                base = x if isinstance(x, function.Tensor) else \
-                    function.Tensor.constant(_xp(out.data).full_like(out.data, x))
+                base = x if isinstance(x, op_module.Tensor) else \
+                    op_module.Tensor.constant(_xp(out.data).full_like(out.data, x))
                 flat = (base.data == 0) & (y.data >= 0)
                 gy = g * _zero_where(flat, out * base.log())
         return gx, gy
@@ -292,11 +292,11 @@ class Relu(Elementwise):
     @staticmethod
     def backward(ctx, g, out):
         if Relu.fused_backward is not None and type(g.data) is not np.ndarray \
-                and not (g.requires_grad and function.is_grad_enabled()):
+                and not (g.requires_grad and op_module.is_grad_enabled()):
             fused = Relu.fused_backward(g.data, out.data)
             if fused is not None:
-                return (function.Tensor.constant(fused),)
-        return (g * function.Tensor.constant(out.data != 0),)
+                return (op_module.Tensor.constant(fused),)
+        return (g * op_module.Tensor.constant(out.data != 0),)
 
 
 class LeakyRelu(Elementwise):
@@ -312,7 +312,7 @@ class LeakyRelu(Elementwise):
     def backward(ctx, g, out):
         x = ctx.inputs[0].data
         slope = ctx.attrs["negative_slope"]
-        return (g * function.Tensor.constant(_xp(x).where(x > 0, x.dtype.type(1), x.dtype.type(slope))),)
+        return (g * op_module.Tensor.constant(_xp(x).where(x > 0, x.dtype.type(1), x.dtype.type(slope))),)
 
 
 class Abs(Elementwise):
@@ -329,7 +329,7 @@ class Abs(Elementwise):
         x = ctx.inputs[0].data
         sign = (x > 0).astype(g.dtype)  # not xp.sign: its sign(NaN) is NaN
         sign -= x < 0
-        return (g * function.Tensor.constant(sign),)
+        return (g * op_module.Tensor.constant(sign),)
 
 
 class Clamp(Elementwise):
@@ -350,7 +350,7 @@ class Clamp(Elementwise):
             mask &= x >= lo
         if hi is not None:
             mask &= x <= hi
-        return (g * function.Tensor.constant(mask.astype(x.dtype)),)
+        return (g * op_module.Tensor.constant(mask.astype(x.dtype)),)
 
 
 class Maximum(Broadcasting):
@@ -388,8 +388,8 @@ class Minimum(Broadcasting):
 def _split_between(g, x, y, x_loses, y_loses):
     """Shares of g: 0 to a losing input, 1/2 to each at a tie, else 1."""
     half_at_tie = 0.5 * (x == y)
-    share_x = function.Tensor.constant((1 - half_at_tie - x_loses).astype(g.dtype))
-    share_y = function.Tensor.constant((1 - half_at_tie - y_loses).astype(g.dtype))
+    share_x = op_module.Tensor.constant((1 - half_at_tie - x_loses).astype(g.dtype))
+    share_y = op_module.Tensor.constant((1 - half_at_tie - y_loses).astype(g.dtype))
     return g * share_x, g * share_y
 
 
@@ -407,13 +407,13 @@ class Where(Broadcasting):
     @staticmethod
     def backward(ctx, g, out):
         cond = _data(ctx.inputs[0]).astype(bool)
-        mask = function.Tensor.constant(cond.astype(g.dtype))
+        mask = op_module.Tensor.constant(cond.astype(g.dtype))
         return None, g * mask, g * (1 - mask)
 
 
 def _data(value):
     """The array of a Tensor; arrays and Python numbers as they are."""
-    return value.data if isinstance(value, function.Tensor) else value
+    return value.data if isinstance(value, op_module.Tensor) else value
 
 
 def _xp(array):

@@ -3,7 +3,7 @@ indexing, concatenation. Each backward moves the gradient back the other way.
 """
 
 from ..backend import transfer, xp_of
-from ..function import Op, list_shapes, shape_of
+from ..op import Op, list_shapes, shape_of
 from .batching import batched_index, batched_sum_to, broadcast_copy
 
 

@@ -7,9 +7,9 @@ back to the input's shape: the adjoint of summing is copying.
 
 import numpy as np
 
-from .. import function
+from .. import op as op_module
 from ..backend import xp_of
-from ..function import Op
+from ..op import Op
 from .batching import broadcast_copy
 from .movement import Expand
 
@@ -173,7 +173,7 @@ def _extremum_share(ctx, out):
         xp = xp_of((x,))
         hit |= xp.isnan(x) & xp.isnan(extremum)
     with np.errstate(invalid="ignore"):  # 0/0: a NaN extremum nothing equals (amax's NaN)
-        return function.Tensor.constant(hit / hit.sum(axis=dims, keepdims=True).astype(x.dtype))
+        return op_module.Tensor.constant(hit / hit.sum(axis=dims, keepdims=True).astype(x.dtype))
 
 
 class SelectAlong(Op):
@@ -243,7 +243,7 @@ class ScatterAlong(Op):
 def _batched_index_array(xp, index, shape, dim):
     """SelectAlong's ``index`` (kept along ``dim``) with a leading batch axis,
     broadcast to ``shape`` (given in full, or as (B,) to keep the index's own)."""
-    array = index.data if isinstance(index, function.Tensor) else index
+    array = index.data if isinstance(index, op_module.Tensor) else index
     idx = xp.expand_dims(array, dim)[None]
     return xp.broadcast_to(idx, tuple(shape) + idx.shape[len(shape):])
 

@@ -27,7 +27,7 @@ import numpy as np
 from .. import versions
 from ..autograd import grad
 from ..backend import host_floats, to_host, xp_of
-from ..function import enable_grad, no_grad
+from ..op import enable_grad, no_grad
 from ..tensor import Tensor
 from .line_search import armijo_on_phi, strong_wolfe_on_phi
 from .optimizer import Optimizer

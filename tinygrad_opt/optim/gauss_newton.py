@@ -34,8 +34,8 @@ import numpy as np
 from ..autograd import grad as _grad
 from ..autograd.batched import jacobian_matrix
 from ..backend import host_floats, to_host
-from ..function import enable_grad, no_grad
 from ..linalg import solvers
+from ..op import enable_grad, no_grad
 from ..tensor import Tensor
 from . import line_search as ls
 from ._second_order import SecondOrderOptimizer, evaluate

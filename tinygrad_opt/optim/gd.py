@@ -2,7 +2,7 @@
 
 from ..autograd import grad
 from ..backend import host_floats
-from ..function import enable_grad
+from ..op import enable_grad
 from ..tensor import Tensor
 from ._second_order import SecondOrderOptimizer
 from .optimizer import check_number

@@ -39,8 +39,8 @@ import math
 from .. import versions
 from ..autograd.grad import grad
 from ..backend import xp_of
-from ..function import enable_grad, no_grad
 from ..linalg import solvers
+from ..op import enable_grad, no_grad
 from ..tensor import Tensor
 from .optimizer import Optimizer
 

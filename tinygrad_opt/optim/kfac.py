@@ -26,9 +26,9 @@ and passes s through an identity op whose backward records ∂L/∂s.
 """
 
 from ..backend import xp_of
-from ..function import Function, enable_grad
 from ..linalg import solvers
 from ..nn.linear import Linear
+from ..op import Function, enable_grad
 from ..tensor import Tensor
 from .sgd import SGD
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from ..backend import host_floats
-from ..function import enable_grad, no_grad
+from ..op import enable_grad, no_grad
 from ..tensor import Tensor
 from ._second_order import SecondOrderOptimizer
 from .line_search import strong_wolfe_on_phi

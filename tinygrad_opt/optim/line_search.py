@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from ..autograd import grad as _grad
 from ..backend import host_floats, xp_of
-from ..function import enable_grad
+from ..op import enable_grad
 from ..tensor import Tensor
 
 __all__ = ["LineSearchResult", "armijo", "armijo_on_phi", "exact", "quadratic_step", "strong_wolfe",

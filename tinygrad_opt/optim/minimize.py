@@ -13,7 +13,7 @@ and scipy's names (``x``, ``fun``, ``jac``, ``nit``, ``nfev``, ``njev``,
 from ..autograd import grad
 from ..autograd.batched import jacobian_matrix
 from ..backend import host_floats, to_host, xp_of
-from ..function import enable_grad, no_grad
+from ..op import enable_grad, no_grad
 from ..tensor import Tensor
 from .bfgs import BFGS
 from .gauss_newton import GaussNewton, LevenbergMarquardt

@@ -2,8 +2,8 @@
 
 from ..autograd import grad as _grad
 from ..backend import host_floats
-from ..function import enable_grad
 from ..linalg import solvers
+from ..op import enable_grad
 from ..tensor import Tensor
 from ._second_order import SecondOrderOptimizer
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import backend, versions
 from ..autograd.zero_grads import zero_grads
-from ..function import enable_grad, no_grad
+from ..op import enable_grad, no_grad
 from ..tensor import Tensor
 from . import flat
 

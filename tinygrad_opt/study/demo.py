@@ -36,7 +36,7 @@ import numpy as np
 
 import tinygrad_opt as tg
 
-from .. import graph, nn, optim
+from .. import draw, nn, optim
 from ..data import make_moons, train_val_test_split
 from ..train import evaluate, fit, progress_bar
 from . import hessian_lab, lr_finder, plots, race, specs
@@ -114,9 +114,9 @@ def _graph(model, split, folder):
     loss.name = "loss"
     digraph = tg.draw_graph(loss, params=model, mode="forward", show_data=False, fit=True)
     path = figure = None
-    if graph.dot_available():
-        path = graph.render(digraph, os.path.join(folder, "graph.svg"))
-        figure = graph.html_figure(loss, params=model, show_data=False, caption=(
+    if draw.dot_available():
+        path = draw.render(digraph, os.path.join(folder, "graph.svg"))
+        figure = draw.html_figure(loss, params=model, show_data=False, caption=(
             f"{digraph.stats['tensors']} tensors, {digraph.stats['ops']} ops."))
     return path, figure, digraph.source, digraph.stats
 

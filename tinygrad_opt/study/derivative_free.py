@@ -40,7 +40,7 @@ import math
 import numpy as np
 
 from ..autograd.numerical import SCHEMES, numerical_grad
-from ..function import no_grad
+from ..op import no_grad
 from ..optim.optimizer import Optimizer, check_number
 from ..tensor import Tensor
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..autograd import grad
 from ..autograd.numerical import numerical_grad
-from ..function import enable_grad
+from ..op import enable_grad
 from ..tensor import Tensor
 
 __all__ = ["EPS_VALUES", "best_eps", "eps_sweep"]

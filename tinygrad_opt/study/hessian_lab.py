@@ -49,7 +49,7 @@ import numpy as np
 from ..autograd import grad as _grad
 from ..autograd.batched import hessian_matrix
 from ..backend import to_host, xp_of
-from ..function import enable_grad
+from ..op import enable_grad
 from ..optim import SGD
 from ..tensor import Tensor
 

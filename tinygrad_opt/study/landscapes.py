@@ -54,8 +54,8 @@ import math
 import numpy as np
 
 from .. import functions as F
-from ..function import no_grad
 from ..functions import stack
+from ..op import no_grad
 from ..tensor import Tensor
 
 __all__ = ["LANDSCAPES", "LANDSCAPES_1D", "Landscape", "get", "names", "names_1d",

@@ -88,7 +88,7 @@ class Section:
         return self
 
     def raw(self, fragment):
-        """HTML made by the library itself, as is (tg.graph.html_figure's SVG figure)."""
+        """HTML made by the library itself, as is (tg.draw.html_figure's SVG figure)."""
         self.parts.append(fragment)
         return self
 

@@ -12,9 +12,9 @@ arrays, which skips the bookkeeping of a dozen tiny ops per step.
 
 import numpy as np
 
-from .. import function
+from .. import op as op_module
 from ..backend import xp_of
-from ..function import Op
+from ..op import Op
 from ..ops.reduce import ScatterAlong
 from ..tensor import Tensor
 
@@ -48,7 +48,7 @@ class Linear(Op):
         x, w, _ = ctx.inputs
         needs = ctx.needs_input_grad
         n_out = w.shape[0]
-        if not function.is_grad_enabled():  # no graph of the gradient: plain arrays
+        if not op_module.is_grad_enabled():  # no graph of the gradient: plain arrays
             gd, xd, wd = g.data, x.data, w.data
             gx = Tensor.constant(gd @ wd) if needs[0] else None
             g2 = gd.reshape(-1, n_out)
@@ -96,7 +96,7 @@ class CrossEntropy(Op):
         weights, reduction = attrs.get("weights"), attrs.get("reduction", "mean")
         scale = 1.0 / attrs.get("denom", 1.0) if reduction == "mean" else 1.0
         n = x.shape[0]
-        if not function.is_grad_enabled():  # no graph of the gradient: plain arrays
+        if not op_module.is_grad_enabled():  # no graph of the gradient: plain arrays
             xd = x.data
             xp = _xp(xd)
             cache = attrs.get("cache")
@@ -160,7 +160,7 @@ class BinaryCrossEntropy(Op):
         if needs[0]:
             gx = g * (x - yt) / (x * (1 - x)).clamp(min=eps)
         if needs[1]:
-            if function.is_grad_enabled():
+            if op_module.is_grad_enabled():
                 log_x = x.log().clamp(min=-100)
                 log_1mx = (1 - x).log().clamp(min=-100)
             else:

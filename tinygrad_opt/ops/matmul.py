@@ -1,7 +1,7 @@
 """Matrix products."""
 
 from ..backend import xp_of
-from ..function import Op, shape_of
+from ..op import Op, shape_of
 
 
 class MatMul(Op):
