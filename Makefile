@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo lab test test-gpu bench setup graphviz chromium clean
+.PHONY: demo lab test test-gpu bench bench-readme setup graphviz chromium clean
 
 demo: $(STAMP) graphviz
 	$(PY) -m tinygrad_opt.cli demo
@@ -28,6 +28,11 @@ test-gpu: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The README's performance table (between its perf-table markers), measured on this machine
+# with one BLAS/OpenMP thread per library (steadier; the table says so).
+bench-readme: $(STAMP)
+	$(PY) benchmarks/readme_table.py --write --threads 1
 
 setup: $(STAMP) graphviz
 

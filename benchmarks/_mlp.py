@@ -1,8 +1,9 @@
 """Helpers the benchmarks share. The MLP training step that gpu.py and mlp_step.py time,
 built identically in tinygrad_opt and in PyTorch: layers Linear(n_k, n_{k+1}) with ReLU
 between, weights from PyTorch's default init U(-1/√fan_in, 1/√fan_in) drawn once with NumPy,
-softmax cross-entropy, Adam(γ=1e-3, β=(0.9, 0.999), ε=1e-8); and, for hvp.py and
-second_order.py, a flat parameter vector cut back into arrays.
+softmax cross-entropy, Adam(γ=1e-3, β=(0.9, 0.999), ε=1e-8), and that Adam written out by
+hand in NumPy; and, for hvp.py and second_order.py, a flat parameter vector cut back into
+arrays.
 
 A helper module, not a benchmark: running it does nothing (``make bench`` skips it).
 """
@@ -49,23 +50,60 @@ def torch_mlp(torch, sizes):
     return torch.nn.Sequential(*layers)
 
 
-def train_step(model, opt, cross_entropy, X, y, *, zero_grad_first, host_loss):
-    """One step as a closure: forward, cross-entropy, backward, optimizer step and
-    zero_grad (before the forward when ``zero_grad_first``, else after the step). The same
-    code drives either library (their APIs agree); it returns ``loss.item()`` when
-    ``host_loss`` (a host synchronisation every step), else the loss tensor."""
+def numpy_adam(params):
+    """Adam written out by hand on NumPy arrays, its state allocated once: returns
+    ``update(grads)``, which moves ``params`` in place (PyTorch's update, in the fewest
+    array calls we know: the baseline the benchmarks divide by)."""
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    t = 0
 
-    def step():
+    def update(grads):
+        nonlocal t
+        t += 1
+        b1, b2 = BETAS
+        step_size = LR / (1 - b1 ** t)
+        root_bc2 = np.sqrt(1 - b2 ** t)
+        for p, g, m_, v_ in zip(params, grads, m, v):
+            m_ *= b1
+            m_ += (1 - b1) * g
+            v_ *= b2
+            v_ += (1 - b2) * g * g
+            denom = np.sqrt(v_)
+            denom /= root_bc2
+            denom += EPS
+            p -= step_size * m_ / denom
+
+    return update
+
+
+def step_function(model, opt, cross_entropy, *, zero_grad_first):
+    """One step as a function of the batch, ``step(x, y) -> loss tensor``: forward,
+    cross-entropy, backward, optimizer step and zero_grad (before the forward when
+    ``zero_grad_first``, else after the step). The same code drives either library (their
+    APIs agree); with ``zero_grad_first`` it is the function ``tg.jit`` captures."""
+
+    def step(x, y):
         if zero_grad_first:
             opt.zero_grad()
-        loss = cross_entropy(model(X), y)
+        loss = cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         if not zero_grad_first:
             opt.zero_grad()
-        return loss.item() if host_loss else loss
+        return loss
 
     return step
+
+
+def train_step(model, opt, cross_entropy, X, y, *, zero_grad_first, host_loss):
+    """``step_function`` bound to the batch ``X, y`` as a closure of no arguments; it
+    returns ``loss.item()`` when ``host_loss`` (a host synchronisation every step), else
+    the loss tensor."""
+    step = step_function(model, opt, cross_entropy, zero_grad_first=zero_grad_first)
+    if host_loss:
+        return lambda: step(X, y).item()
+    return lambda: step(X, y)
 
 
 def unflatten(flat, shapes):

@@ -1,15 +1,19 @@
 """One full training step of an MLP — forward, cross-entropy, backward, Adam, zero_grad — in
-float32: tinygrad_opt (its default flat-buffer Adam, and the eager per-parameter Adam) vs
-hand-written NumPy vs PyTorch on the CPU (when installed).
+float32, side by side: tinygrad_opt three ways (eager per-parameter Adam, the default flat-buffer
+Adam, and the whole step captured by ``tg.jit``), hand-written NumPy with preallocated Adam
+state, and, when installed, PyTorch (eager Adam and fused Adam) and ``jax.jit`` of the same step
+with optax's Adam. Every column but NumPy's is optional: a missing one says so and the rest run.
 
 All of them run in the same process on the same data and weights, alternating in short windows;
 each window gives every implementation's time per step, and the table reports medians of the
-per-window times and of the per-window ratios (which cancels the machine's slow drifts).
+per-window times and of the per-window ratios to hand NumPy (which cancels the machine's slow
+drifts). Every step ends with the loss on the host (``.item()``, ``float``), so no library can
+hide work behind an asynchronous queue.
 Then the peak memory of 100 steps of the mid model, measured with tracemalloc (it sees NumPy's
 buffers, not PyTorch's own allocator, so PyTorch's row says so).
 
-    python benchmarks/mlp_step.py            # about a minute
-    python benchmarks/mlp_step.py --quick    # a few seconds, for CI
+    python benchmarks/mlp_step.py            # about two minutes
+    python benchmarks/mlp_step.py --quick    # a few seconds (toy, small, mid), for CI
     python benchmarks/mlp_step.py --threads 1    # one BLAS/OpenMP thread: steadier on a busy
                                                  # machine, where threads spin-wait on each other
 """
@@ -22,6 +26,8 @@ import sys
 import time
 import tracemalloc
 
+from _threads import limit_threads
+
 
 def _threads_flag(argv):
     """--threads must take effect before NumPy and PyTorch start their thread pools."""
@@ -33,12 +39,21 @@ def _threads_flag(argv):
     return None
 
 
-if _threads_flag(sys.argv[1:]):
-    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = _threads_flag(sys.argv[1:])
+if __name__ == "__main__" and _threads_flag(sys.argv[1:]):
+    limit_threads(_threads_flag(sys.argv[1:]))
 
 import numpy as np
-from _mlp import BETAS, EPS, LR, init_weights, ours_mlp, torch_mlp, train_step
+from _mlp import (
+    BETAS,
+    EPS,
+    LR,
+    init_weights,
+    numpy_adam,
+    ours_mlp,
+    step_function,
+    torch_mlp,
+    train_step,
+)
 
 import tinygrad_opt as tg
 from tinygrad_opt import nn, optim
@@ -49,11 +64,29 @@ try:
 except ImportError:
     torch = None
 
-CONFIGS = [  # name, sizes, batch, goal (ratio to compare, bound)
-    ("toy", [2, 16, 16, 2], 64, ("torch", 0.5)),
-    ("mid", [784, 512, 512, 10], 128, ("numpy", 1.1)),
-    ("wide", [784, 2048, 2048, 10], 512, ("numpy", 1.1)),
+try:
+    import jax
+    import optax
+except ImportError:
+    jax = optax = None
+
+CONFIGS = [  # name, layer sizes, batch, goals: column -> bound on its time over hand NumPy's
+    ("toy", [2, 16, 16, 2], 64, {"flat": 2.2, "jit": 1.5}),
+    ("small", [64, 128, 128, 10], 128, {"jit": 1.1}),
+    ("mid", [784, 512, 512, 10], 128, {"flat": 0.95}),
+    ("wide", [784, 2048, 2048, 10], 512, {"flat": 1.1}),
 ]
+QUICK_CONFIGS = ("toy", "small", "mid")  # --quick leaves out wide (seconds per step)
+
+COLUMNS = {  # key -> what the column times
+    "eager": "tinygrad_opt, per-parameter Adam (inside optim.flat.disabled())",
+    "flat": "tinygrad_opt, flat-buffer Adam (the default)",
+    "jit": "tinygrad_opt, the whole step captured once by tg.jit and replayed",
+    "numpy": "hand-written NumPy, preallocated Adam state",
+    "torch": "PyTorch eager, Adam (its CPU default)",
+    "torch_fused": "PyTorch eager, Adam(fused=True)",
+    "jax": "jax.jit of the same step with optax.adam",
+}
 
 
 # -- hand-written NumPy ------------------------------------------------------------------------
@@ -62,11 +95,10 @@ CONFIGS = [  # name, sizes, batch, goal (ratio to compare, bound)
 def numpy_step(sizes, X, y):
     """Forward, softmax cross-entropy, backward and Adam written out by hand."""
     params = [a.copy() for layer in init_weights(sizes) for a in layer]
-    m = [np.zeros_like(p) for p in params]
-    v = [np.zeros_like(p) for p in params]
+    adam = numpy_adam(params)
     onehot = np.zeros((len(y), sizes[-1]), np.float32)
     onehot[np.arange(len(y)), y] = 1
-    n_layers, t = len(sizes) - 1, [0]
+    n_layers = len(sizes) - 1
 
     def step():
         acts = [X]
@@ -85,38 +117,62 @@ def numpy_step(sizes, X, y):
             grads[2 * k + 1] = delta.sum(axis=0)
             if k:
                 delta = (delta @ params[2 * k]) * (acts[k] > 0)
-        t[0] += 1
-        b1, b2 = BETAS
-        step_size = LR / (1 - b1 ** t[0])
-        root_bc2 = np.sqrt(1 - b2 ** t[0])
-        for p, g, m_, v_ in zip(params, grads, m, v):
-            m_ *= b1
-            m_ += (1 - b1) * g
-            v_ *= b2
-            v_ += (1 - b2) * g * g
-            denom = np.sqrt(v_)
-            denom /= root_bc2
-            denom += EPS
-            p -= step_size * m_ / denom
+        adam(grads)
         return loss
 
     return step
 
 
-# -- PyTorch -----------------------------------------------------------------------------------
+# -- PyTorch and JAX --------------------------------------------------------------------------
 
 
-def torch_step(sizes, X, y):
+def torch_step(sizes, X, y, fused=False):
     model = torch_mlp(torch, sizes)
-    opt = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
+    opt = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS, fused=fused)
     return train_step(model, opt, torch.nn.functional.cross_entropy, torch.from_numpy(X),
                       torch.from_numpy(y), zero_grad_first=False, host_loss=True)
+
+
+def torch_fused_step(sizes, X, y):
+    return torch_step(sizes, X, y, fused=True)
+
+
+def jax_step(sizes, X, y):
+    """The same step as one XLA computation: ``jax.jit`` of value_and_grad and optax's
+    Adam update, the parameters and optimizer state donated so XLA may update them in place."""
+    jnp = jax.numpy
+    params = [jnp.asarray(a) for layer in init_weights(sizes) for a in layer]
+    adam = optax.adam(LR, b1=BETAS[0], b2=BETAS[1], eps=EPS)
+    n_layers = len(sizes) - 1
+
+    def loss_fn(params, x, labels):
+        h = x
+        for k in range(n_layers):
+            h = h @ params[2 * k].T + params[2 * k + 1]
+            if k < n_layers - 1:
+                h = jax.nn.relu(h)
+        return optax.softmax_cross_entropy_with_integer_labels(h, labels).mean()
+
+    def update(params, state, x, labels):
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, labels)
+        updates, state = adam.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, loss
+
+    update = jax.jit(update, donate_argnums=(0, 1))
+    carry = [params, adam.init(params)]
+    x, labels = jnp.asarray(X), jnp.asarray(y)
+
+    def step():
+        carry[0], carry[1], loss = update(carry[0], carry[1], x, labels)
+        return float(loss)
+
+    return step
 
 
 # -- tinygrad_opt ------------------------------------------------------------------------------
 
 
-def ours_step(sizes, X, y):
+def flat_step(sizes, X, y):
     """The default: Adam runs once over flat buffers holding the small parameters
     (optim/flat.py)."""
     model = ours_mlp(sizes)
@@ -127,7 +183,7 @@ def ours_step(sizes, X, y):
 
 def eager_step(sizes, X, y):
     """The same step with the flat buffers off: Adam's rule runs once per parameter."""
-    step = ours_step(sizes, X, y)
+    step = flat_step(sizes, X, y)
 
     def per_parameter():
         with flat.disabled():
@@ -136,12 +192,44 @@ def eager_step(sizes, X, y):
     return per_parameter
 
 
+def jit_step(sizes, X, y):
+    """The step captured by ``tg.jit``: the first call traces it (running it eagerly), later
+    calls replay the recorded array operations. ``.item()`` would be refused inside the
+    captured function, so the loss comes to the host outside it."""
+    model = ours_mlp(sizes)
+    opt = optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
+    step = tg.jit(step_function(model, opt, nn.functional.cross_entropy, zero_grad_first=True))
+    X, y = tg.tensor(X), tg.tensor(y)
+    return lambda: step(X, y).item()
+
+
+def makers():
+    """column -> make_step(sizes, X, y), for the columns this environment can run; and the
+    sentences saying which it cannot."""
+    available = {"eager": eager_step, "flat": flat_step}
+    missing = []
+    if getattr(tg, "jit", None) is not None:
+        available["jit"] = jit_step
+    else:
+        missing.append("jit: not available (this tinygrad_opt has no tg.jit)")
+    available["numpy"] = numpy_step
+    if torch is not None:
+        available["torch"], available["torch_fused"] = torch_step, torch_fused_step
+    else:
+        missing.append("torch not installed: its columns are skipped")
+    if jax is not None:
+        available["jax"] = jax_step
+    else:
+        missing.append("jax not installed: its column is skipped (pip install jax optax)")
+    return available, missing
+
+
 # -- timing ------------------------------------------------------------------------------------
 
 
 def race(steps, windows, window_s):
     """Per-window seconds per step for each implementation, alternating."""
-    for step in steps.values():  # warm up: caches, allocator, BLAS threads
+    for step in steps.values():  # warm up: traces, compilations, caches, allocator, threads
         for _ in range(3):
             step()
     per_step = {name: [] for name in steps}
@@ -161,6 +249,35 @@ def race(steps, windows, window_s):
     return per_step
 
 
+def random_batch(sizes, batch, rng):
+    """Standard normal float32 inputs and uniform int64 class labels."""
+    return (rng.standard_normal((batch, sizes[0])).astype(np.float32),
+            rng.integers(0, sizes[-1], batch).astype(np.int64))
+
+
+def measure(names, windows, window_s, seed=0):
+    """For each configuration in ``names``: every available column's median time per step
+    and median per-window ratio to hand NumPy. Returns ``(results, missing)`` where
+    ``results[name] = {"label", "median_s", "ratio", "goals"}``."""
+    available, missing = makers()
+    rng = np.random.default_rng(seed)
+    results = {}
+    for name, sizes, batch, goals in CONFIGS:
+        if name not in names:
+            continue
+        X, y = random_batch(sizes, batch, rng)
+        steps = {key: make(sizes, X, y) for key, make in available.items()}
+        per_step = race(steps, windows, window_s if name != "wide" else 4 * window_s)
+        results[name] = {
+            "label": f"{name} {'-'.join(map(str, sizes))} b{batch}",
+            "median_s": {key: statistics.median(times) for key, times in per_step.items()},
+            "ratio": {key: statistics.median(a / b for a, b in zip(times, per_step["numpy"]))
+                      for key, times in per_step.items()},
+            "goals": goals,
+        }
+    return results, missing
+
+
 def peak_memory(make_step, sizes, X, y, n_steps):
     """Peak bytes traced by tracemalloc while ``n_steps`` steps run: the weights, the
     optimizer state, the gradients and every temporary (the model's construction excluded)."""
@@ -176,12 +293,61 @@ def peak_memory(make_step, sizes, X, y, n_steps):
 
 
 def fmt_time(seconds):
-    return f"{seconds * 1e6:8.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:8.2f} ms"
+    return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def goal_verdicts(result):
+    """One phrase per goal of the configuration (and, where jit has a goal, jit against
+    jax.jit: the issue's bar beyond it): the measured ratio, the bound, and whether it is met."""
+    ratio, phrases = result["ratio"], []
+    for key, bound in result["goals"].items():
+        if key in ratio:
+            met = "ok" if ratio[key] <= bound else "MISSED"
+            phrases.append(f"{key} {ratio[key]:.2f}x <= {bound}x: {met}")
+        else:
+            phrases.append(f"{key} <= {bound}x: n/a")
+    if "jit" in result["goals"] and "jit" in ratio and "jax" in ratio:
+        met = "ok" if ratio["jit"] <= ratio["jax"] else "MISSED"
+        phrases.append(f"jit <= jax.jit ({ratio['jax']:.2f}x): {met}")
+    return "; ".join(phrases)
+
+
+def print_tables(results, columns):
+    width = max(len(r["label"]) for r in results.values()) + 2
+    header = f"{'model':<{width}}" + "".join(f"{key:>13}" for key in columns)
+    for title, cell in (("time per step (median over windows)",
+                         lambda r, key: fmt_time(r["median_s"][key])),
+                        ("time over hand NumPy's (median of per-window ratios)",
+                         lambda r, key: f"{r['ratio'][key]:.2f}x")):
+        print(f"\n{title}\n{header}\n{'-' * len(header)}")
+        for r in results.values():
+            print(f"{r['label']:<{width}}" + "".join(f"{cell(r, key):>13}" for key in columns))
+    print("\ngoals (issue 16):")
+    for r in results.values():
+        print(f"  {r['label']}: {goal_verdicts(r)}")
+
+
+def memory_report(n_steps, seed=0):
+    """Peak traced memory of ``n_steps`` steps of the mid model, per tinygrad_opt column and
+    hand NumPy's."""
+    available, _ = makers()
+    _, sizes, batch, _ = next(c for c in CONFIGS if c[0] == "mid")
+    X, y = random_batch(sizes, batch, np.random.default_rng(seed))
+    peaks = {key: peak_memory(available[key], sizes, X, y, n_steps)
+             for key in ("eager", "flat", "jit", "numpy") if key in available}
+    cells = ", ".join(f"{key} {peak / 2**20:.2f} MiB" for key, peak in peaks.items())
+    ratios = ", ".join(f"{key}/numpy {peaks[key] / peaks['numpy']:.2f}x"
+                       for key in peaks if key != "numpy")
+    print(f"\npeak memory over {n_steps} steps of the mid model (tracemalloc: weights, "
+          f"Adam state, gradients, temporaries): {cells}; {ratios} (goal <= 1.5x); "
+          "PyTorch and JAX: not measurable here (their allocators are invisible to tracemalloc).")
+    return peaks
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short windows (for CI)")
+    parser.add_argument("--quick", action="store_true",
+                        help="short windows, and only " + ", ".join(QUICK_CONFIGS))
     parser.add_argument("--only", choices=[c[0] for c in CONFIGS], action="append",
                         help="run only these configurations")
     parser.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: "
@@ -190,62 +356,20 @@ def main(argv=None):
     if args.threads and torch is not None:
         torch.set_num_threads(args.threads)
     windows, window_s = (3, 0.05) if args.quick else (15, 0.25)
-    rng = np.random.default_rng(0)
-    makers = {"ours": ours_step, "eager": eager_step, "numpy": numpy_step}
-    if torch is not None:
-        makers["torch"] = torch_step
-    else:
-        print("PyTorch is not installed: its column is skipped.")
+    names = args.only or (QUICK_CONFIGS if args.quick else [c[0] for c in CONFIGS])
 
     threads = args.threads or "default"
     print(f"one training step (forward, cross-entropy, backward, Adam, zero_grad), float32, "
           f"median of {windows} alternating windows, {os.cpu_count()} cores, threads: {threads}")
-    print("ours: flat-buffer Adam (the default); eager: per-parameter Adam "
-          "(tinygrad_opt.optim.flat.disabled()); ratios are ours over each column")
-    header = (f"{'model':<26}{'ours':>12}{'eager':>12}{'numpy':>12}{'torch':>12}"
-              f"{'ours/eager':>12}{'ours/numpy':>12}{'eager/numpy':>12}{'ours/torch':>12}  goal")
-    print(header)
-    print("-" * len(header))
-    results = {}
-    for name, sizes, batch, (against, bound) in CONFIGS:
-        if args.only and name not in args.only:
-            continue
-        X = rng.standard_normal((batch, sizes[0])).astype(np.float32)
-        y = rng.integers(0, sizes[-1], batch).astype(np.int64)
-        steps = {key: make(sizes, X, y) for key, make in makers.items()}
-        per_step = race(steps, windows, window_s if name != "wide" else 4 * window_s)
-        med = {key: statistics.median(times) for key, times in per_step.items()}
-        ratio = {key: statistics.median(a / b for a, b in zip(per_step["ours"], per_step[key]))
-                 for key in per_step if key != "ours"}
-        eager_numpy = statistics.median(a / b for a, b in zip(per_step["eager"],
-                                                              per_step["numpy"]))
-        ok = ratio.get(against)
-        verdict = "n/a" if ok is None else ("ok" if ok <= bound else "MISSED")
-        label = f"{name} {'-'.join(map(str, sizes))} b{batch}"
-        cells = "".join(f"{fmt_time(med[key]) if key in med else '-':>12}" for key in
-                        ("ours", "eager", "numpy", "torch"))
-        rcells = "".join(f"{ratio[key]:11.2f}x" if key in ratio else f"{'-':>12}" for key in
-                         ("eager", "numpy"))
-        rcells += f"{eager_numpy:11.2f}x"
-        rcells += f"{ratio['torch']:11.2f}x" if "torch" in ratio else f"{'-':>12}"
-        print(f"{label:<26}{cells}{rcells}  <= {bound}x {against}: {verdict}")
-        results[name] = {"median_s": med, "ratio": ratio, "eager/numpy": eager_numpy,
-                         "verdict": verdict}
-
-    if not args.only or "mid" in args.only:
-        name, sizes, batch, _ = CONFIGS[1]
-        X = rng.standard_normal((batch, sizes[0])).astype(np.float32)
-        y = rng.integers(0, sizes[-1], batch).astype(np.int64)
-        n_steps = 20 if args.quick else 100
-        ours = peak_memory(ours_step, sizes, X, y, n_steps)
-        eager = peak_memory(eager_step, sizes, X, y, n_steps)
-        hand = peak_memory(numpy_step, sizes, X, y, n_steps)
-        print(f"\npeak memory over {n_steps} steps of the mid model (tracemalloc: weights, "
-              f"Adam state, gradients, temporaries): ours {ours / 2**20:.2f} MiB, "
-              f"eager {eager / 2**20:.2f} MiB, hand NumPy {hand / 2**20:.2f} MiB, "
-              f"ratio ours/numpy {ours / hand:.2f}x (goal <= 1.5x); PyTorch: not measurable "
-              "here (its allocator is invisible to tracemalloc).")
-        results["memory"] = {"ours": ours, "eager": eager, "numpy": hand}
+    results, missing = measure(names, windows, window_s)
+    for sentence in missing:
+        print(sentence)
+    columns = [key for key in COLUMNS if key in next(iter(results.values()))["ratio"]]
+    for key in columns:
+        print(f"  {key:<12} {COLUMNS[key]}")
+    print_tables(results, columns)
+    if "mid" in names:
+        results["memory"] = memory_report(20 if args.quick else 100)
     return results
 
 

@@ -1,5 +1,5 @@
-"""Shared test setup: float64 helpers, and the `gpu` / `browser` markers skip
-cleanly when CuPy with a GPU, or Chromium, is absent."""
+"""Shared test setup: float64 helpers, the `backward_calls` recorder, and the `gpu` /
+`browser` markers skip cleanly when CuPy with a GPU, or Chromium, is absent."""
 
 import shutil
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tinygrad_opt as tg
+from tinygrad_opt.op import Op
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,3 +27,17 @@ def _seeded():
     np.random.seed(0)
     yield
     tg.set_default_dtype("float32")
+
+
+@pytest.fixture
+def backward_calls(monkeypatch):
+    """The names of the ops whose backward (vjp) runs from now on, in order."""
+    calls = []
+    original = Op.vjp.__func__
+
+    def recording(cls, node, grad, out):
+        calls.append(cls.__name__)
+        return original(cls, node, grad, out)
+
+    monkeypatch.setattr(Op, "vjp", classmethod(recording))
+    return calls

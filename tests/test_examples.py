@@ -1,26 +1,16 @@
 """The examples run as a newcomer runs them, and the digits one reaches its promise."""
 
-import importlib.util
-import pathlib
 import time
 
 import numpy as np
 import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _helpers import EXAMPLES, load_example
 
 
 def test_digits_reaches_97_percent_quickly(capsys):
     pytest.importorskip("sklearn")
     start = time.perf_counter()
-    result = load("digits").main()  # its defaults, exactly as `python examples/digits.py`
+    result = load_example("digits").main()  # its defaults, exactly as `python examples/digits.py`
     elapsed = time.perf_counter() - start
     assert result["test_acc"] >= 0.97
     assert elapsed < 30, f"the digits example took {elapsed:.1f} s; it promises well under a minute"
@@ -29,7 +19,7 @@ def test_digits_reaches_97_percent_quickly(capsys):
 
 
 def test_moons_runs(capsys):
-    result = load("moons").main()
+    result = load_example("moons").main()
     assert result["test_acc"] > 0.9
     out = capsys.readouterr().out
     picture = "".join(out.splitlines()[-20:])  # the decision regions drawn as text
@@ -37,7 +27,7 @@ def test_moons_runs(capsys):
 
 
 def test_sine_regression_runs(capsys):
-    result = load("sine_regression").main(epochs=60)
+    result = load_example("sine_regression").main(epochs=60)
     assert result["test_mse"] < 0.02
     assert "test MSE" in capsys.readouterr().out
 
@@ -48,7 +38,7 @@ def test_examples_stay_short(name):
 
 
 def test_curve_fitting_second_order_methods_reach_the_least_squares_fit(capsys):
-    runs = load("curve_fitting").main()
+    runs = load_example("curve_fitting").main()
     best = runs["Levenberg-Marquardt"]["cost"]
     for name in ("Gauss-Newton", "Levenberg (λI)", "LM, trust region (default)"):
         assert abs(runs[name]["cost"] - best) < 1e-6 * best
@@ -57,14 +47,14 @@ def test_curve_fitting_second_order_methods_reach_the_least_squares_fit(capsys):
 
 
 def test_lbfgs_rosenbrock_converges_where_gd_does_not(capsys):
-    out = load("lbfgs_rosenbrock").main()
+    out = load_example("lbfgs_rosenbrock").main()
     np.testing.assert_allclose(out["x"], [1.0, 1.0], atol=1e-5)
     assert out["others"]["gd"].fun > 1e-6 and out["others"]["bfgs"].fun < 1e-10
     capsys.readouterr()
 
 
 def test_newton_solves_linear_regression_in_one_step(capsys):
-    out = load("newton_linear_regression").main()
+    out = load_example("newton_linear_regression").main()
     assert out["newton_error"] < 1e-8 < out["gd_error"]
     assert "2XᵀX: True" in capsys.readouterr().out
 

@@ -82,6 +82,7 @@ from .functions import (
     where,
 )
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .jit import jit
 from .tensor import Tensor
 
 float32 = "float32"
@@ -133,6 +134,7 @@ __all__ = [
     "inference_mode",
     "int64",
     "is_grad_enabled",
+    "jit",
     "leaky_relu",
     "linspace",
     "load",

@@ -17,17 +17,9 @@ import importlib
 import os
 import sys
 
-from .commands import COMMANDS
+from .commands import COMMANDS, CommandError, UsageError
 
 PROG = "tinygrad-opt"
-
-
-class UsageError(Exception):
-    """A bad command-line argument: printed as one line, exit code 2."""
-
-
-class CommandError(Exception):
-    """A failure the user can fix (a missing program, an unreadable file): one line, exit 1."""
 
 
 class _Exit(Exception):
@@ -96,9 +88,5 @@ def main(argv=None):
         return done.code
 
 
-if __name__ == "__main__":
-    # `python -m tinygrad_opt.cli`: run the package's copy of this module, whose
-    # UsageError and CommandError are the ones the commands raise.
-    from tinygrad_opt.cli import main as _main
-
-    sys.exit(_main())
+if __name__ == "__main__":  # `python -m tinygrad_opt.cli`
+    sys.exit(main())

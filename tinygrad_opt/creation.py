@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from . import backend
+from . import backend, capture
 from .tensor import Tensor
 
 _generator = np.random.default_rng(0)
@@ -26,14 +26,22 @@ def manual_seed(seed):
     return _generator
 
 
+def _refuse_in_capture():
+    capture.refuse("a random draw (tg.rand, tg.randn, dropout in training mode)",
+                   "a replay would repeat the first call's numbers; draw outside the function "
+                   "and pass the values in as a tensor, or call model.eval() to turn dropout off.")
+
+
 def _draw(method, *args, **kwargs):
     """One draw from the shared generator, safe while other threads draw or seed."""
+    _refuse_in_capture()
     with _lock:
         return getattr(_generator, method)(*args, **kwargs)
 
 
 def generator():
     """The shared NumPy random generator."""
+    _refuse_in_capture()
     return _generator
 
 
@@ -112,26 +120,28 @@ def randint(low, high, size, dtype=None, device=None):
     return _make(_draw("integers", low, high, size=size, dtype=np.int64), dtype, device, False)
 
 
+def _like(make, t, *args, dtype, device, requires_grad):
+    """``make(t.shape, *args)`` in ``t``'s dtype and on its device unless others are given:
+    the rule of every ``*_like`` constructor."""
+    return make(t.shape, *args, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
-    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                 requires_grad=requires_grad)
+    return _like(zeros, t, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, device=None, requires_grad=False):
-    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                requires_grad=requires_grad)
+    return _like(ones, t, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
-                requires_grad=requires_grad)
+    return _like(full, t, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def rand_like(t, dtype=None, device=None, requires_grad=False):
-    return rand(t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                requires_grad=requires_grad)
+    return _like(rand, t, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def randn_like(t, dtype=None, device=None, requires_grad=False):
-    return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device,
-                 requires_grad=requires_grad)
+    return _like(randn, t, dtype=dtype, device=device, requires_grad=requires_grad)

@@ -62,6 +62,9 @@ from ``params``: ``layers.0.weight`` belongs to ``layers.0``) into one node,
 then by folding the nodes furthest from the root into one summary node.
 """
 
+import base64
+import hashlib
+import html
 import math
 import os
 import re
@@ -308,9 +311,6 @@ _FIGURE_STYLE = """<style>
 
 def _svg_image(digraph, alt, attrs=""):
     """An <img> holding the picture as an SVG data URI, at its size at 100%."""
-    import base64
-    import html
-
     svg = graphviz.Digraph.pipe(digraph, format="svg")
     data = base64.b64encode(svg).decode("ascii")
     return (f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(alt, quote=True)}"'
@@ -326,9 +326,6 @@ def html_figure(root, *, caption="", page=PAGE, **options):
     zooms from 25% to 200% (radio buttons and CSS). ``options`` go to
     :func:`draw_graph`. Needs Graphviz's ``dot``.
     """
-    import hashlib
-    import html
-
     _require("dot")
     fitted = draw_graph(root, fit=page, **options)
     width, height = fitted.stats["fit"]["size"]

@@ -22,7 +22,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import backend, versions
+from . import backend, capture, versions
 from .backend import device_of, xp_of
 from .grad_mode import (  # noqa: F401  (grad mode lives in its own file; re-exported here)
     DEFAULT_MODE,
@@ -259,6 +259,8 @@ class Op:
         This is the hot path of the whole library (every op of every forward and
         backward pass goes through it), hence the plain loops.
         """
+        if capture.RECORDING is not None:  # tg.jit is recording: let it see the inputs
+            capture.RECORDING.watch(inputs)
         arrays, needs, dtype = [], [], None
         for t in inputs:
             if isinstance(t, Tensor):
@@ -457,6 +459,8 @@ class Function(Op):
 
     @classmethod
     def apply(cls, *inputs):
+        if capture.RECORDING is not None:  # tg.jit is recording: let it see the inputs
+            capture.RECORDING.watch(inputs)
         needs = [isinstance(t, Tensor) and t.requires_grad for t in inputs]
         ctx = FunctionCtx(tuple(needs))
         arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]

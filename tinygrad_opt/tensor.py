@@ -8,7 +8,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import backend, inplace
+from . import backend, capture, inplace
 from . import op as op_module
 from .hooks import TENSOR_HOOKS, add_hook, tensor_hooks
 from .ops import elementwise as E
@@ -202,9 +202,12 @@ class Tensor(ToShortcuts):
         if self.data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {tuple(self.shape)} is "
                              "ambiguous; use .any() or .all().")
-        return bool(self.item())
+        return bool(self.numpy().reshape(()))
 
     def __array__(self, dtype=None, copy=None):
+        capture.refuse("np.asarray(tensor) (NumPy reading a tensor's values)",
+                       "a replay would reuse the first call's values; use tensor operations, "
+                       "or call the function outside tg.jit.")
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
 

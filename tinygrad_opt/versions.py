@@ -18,6 +18,8 @@ The clock and the table are shared by all threads on purpose: so is memory.
 import itertools
 import weakref
 
+from . import capture
+
 _clock = itertools.count(1)  # next() is atomic under the GIL
 # The time of the latest in-place write anywhere (0: none yet). Read directly as
 # ``versions._now`` on the hot paths (every recorded node, every backward).
@@ -46,6 +48,7 @@ def _forget(key, ref):
         del _written[key]
 
 
+@capture.host_call  # tg.jit bumps the counters again at every replay
 def mark_written(*arrays, time=None):
     """Record an in-place write into each array's memory (seen by all its views
     and aliases) at ``time`` (default: one new tick of the clock for them all).

@@ -166,6 +166,24 @@ def test_kfac_factors_and_step(f64):
     np.testing.assert_allclose(net.layers[0].bias.numpy(), b0 - 0.5 * D[:, 4], rtol=1e-9)
 
 
+def test_kfac_preconditions_exactly_the_linear_layers():
+    """K-FAC tells a layer x Wᵀ + b by what nn.Linear carries (optim does not import nn):
+    every Linear and subclass, with or without bias, and nothing else."""
+    tg.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.ProxLinear(5, 5), nn.ReLU(),
+                        nn.Linear(5, 3, bias=False))
+    opt = optim.KFAC(net)
+    assert opt.layers == [m for m in net.modules() if isinstance(m, nn.Linear)]
+
+    class Scale(nn.Module):  # a weight, but no x Wᵀ + b
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(tg.ones(3))
+
+    with pytest.raises(ValueError, match="KFAC: Scale has no Linear layer"):
+        optim.KFAC(Scale())
+
+
 @pytest.mark.parametrize("method", ["sgd", "prox_exact", "prox_cg1", "hf", "kfac"])
 def test_each_method_decreases_training_loss(method):
     tg.manual_seed(0)

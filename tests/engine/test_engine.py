@@ -8,6 +8,7 @@ import weakref
 
 import numpy as np
 import pytest
+from _helpers import Square
 
 import tinygrad_opt as tg
 from tinygrad_opt.autograd import Function
@@ -23,20 +24,6 @@ class Double(Function):
     @staticmethod
     def backward(ctx, g):
         return g * 2
-
-
-class Square(Function):
-    """y = x², dy/dx = 2x (saved input: differentiable again)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x * x
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * 2 * x
 
 
 class Product(Function):

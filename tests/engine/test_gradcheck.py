@@ -4,18 +4,14 @@ with raise_exception=False, and switch to random projections for large inputs.""
 
 import numpy as np
 import pytest
+from _helpers import Cube, Square
 
 import tinygrad_opt as tg
-from tinygrad_opt.autograd import Function, GradcheckError, gradcheck, gradgradcheck
+from tinygrad_opt.autograd import GradcheckError, gradcheck, gradgradcheck
 
 
-class WrongSquare(Function):
+class WrongSquare(Square):
     """y = x², with the wrong derivative 2x + 0.1 at the last element."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x * x
 
     @staticmethod
     def backward(ctx, g):
@@ -25,13 +21,8 @@ class WrongSquare(Function):
         return g * (x * 2 + tg.tensor(bump, dtype="float64"))
 
 
-class WrongSecondDerivative(Function):
+class WrongSecondDerivative(Cube):
     """y = x³ with dy/dx = 3x² (right) written so that its own derivative is 3x (wrong)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x ** 3
 
     @staticmethod
     def backward(ctx, g):

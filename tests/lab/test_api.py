@@ -67,7 +67,7 @@ def test_race_on_the_quadratic_with_its_knobs(client):
 
 
 def _engine_grads(expr, values):
-    from tinygrad_opt.commands.expr import evaluate
+    from tinygrad_opt.study.expressions import evaluate
 
     leaves = {k: tg.Tensor(v, dtype="float64", requires_grad=True) for k, v in values.items()}
     evaluate(expr, leaves).backward()
@@ -98,7 +98,7 @@ def test_graph_steps_come_in_the_engines_order(client, monkeypatch):
     expr = "e = a*b; d = e + c; L = d * f.tanh()"
     values = {"a": 2.0, "b": -3.0, "c": 10.0, "f": -2.0}
     leaves = {k: tg.Tensor(v, dtype="float64", requires_grad=True) for k, v in values.items()}
-    from tinygrad_opt.commands.expr import evaluate
+    from tinygrad_opt.study.expressions import evaluate
 
     root = evaluate(expr, leaves)
     seen, calls = [], []

@@ -107,8 +107,18 @@ def assert_same_run(flat_run, eager_run, flat_taken=True):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("cls,kwargs", CONFIGS,
-                         ids=[f"{c.__name__}-{'-'.join(k) or 'default'}" for c, k in CONFIGS])
+def config_ids(configs):
+    return [f"{cls.__name__}-{'-'.join(kwargs) or 'default'}" for cls, kwargs in configs]
+
+
+def first_of_each_class(configs):
+    first = {}
+    for cls, kwargs in configs:
+        first.setdefault(cls, kwargs)
+    return list(first.items())
+
+
+@pytest.mark.parametrize("cls,kwargs", CONFIGS, ids=config_ids(CONFIGS))
 def test_flat_is_bit_identical_to_per_parameter(cls, kwargs, dtype):
     assert_same_run(run(cls, kwargs, dtype, enabled=True), run(cls, kwargs, dtype, enabled=False))
 
@@ -178,7 +188,7 @@ def reload_state(i, model, opt):
 def replace_a_state_array(i, model, opt):
     if i == 30:  # a new array in a state tensor: the flat buffer must take it in
         state = opt.state[next(iter(model.parameters()))]
-        name = "momentum_buffer" if "momentum_buffer" in state else "exp_avg"
+        name = next(name for name in state if state[name].data.ndim)  # a buffer
         state[name].data = state[name].data * 0.5
 
 
@@ -189,19 +199,83 @@ def edit_one_step_count(i, model, opt):
             state["step"].data += 5
 
 
+def edit_a_later_step_count(i, model, opt):
+    if i == 30:  # the last parameter's count: one element of the flat step array
+        state = opt.state[list(model.parameters())[-1]]
+        if "step" in state:
+            state["step"].data -= 1
+
+
+def clear_one_state(i, model, opt):
+    if i == 30:  # the parameter starts afresh (step 0, zero moments) at its next step
+        opt.state[list(model.parameters())[2]].clear()
+
+
+def replace_a_state_tensor(i, model, opt):
+    if i == 30:  # a new Tensor object (with a copy of the values) in the state dict
+        state = opt.state[list(model.parameters())[1]]
+        for name in state:
+            state[name] = tg.Tensor.constant(state[name].data.copy())
+
+
+def step_count_of_another_dtype(i, model, opt):
+    if i == 30:  # the same count in the other float dtype: one flat array cannot hold it
+        state = opt.state[list(model.parameters())[3]]
+        if "step" in state:
+            count = state["step"].data
+            other = np.float32 if count.dtype == np.float64 else np.float64
+            state["step"] = tg.Tensor.constant(count.astype(other))
+
+
+# hooks after which a parameter keeps a step count of its own (or, for
+# step_count_of_another_dtype, of another dtype) for good
+OWN_COUNT = (drop_a_gradient, edit_one_step_count, edit_a_later_step_count, clear_one_state,
+             step_count_of_another_dtype)
+
+
 @pytest.mark.parametrize("hook", [replace_data, replace_grads_with_strided_arrays, add_group,
-                                  drop_a_gradient, reload_state,
-                                  replace_a_state_array, edit_one_step_count])
+                                  drop_a_gradient, reload_state, replace_a_state_array,
+                                  edit_one_step_count, edit_a_later_step_count, clear_one_state,
+                                  replace_a_state_tensor, step_count_of_another_dtype])
 @pytest.mark.parametrize("cls,kwargs", [(optim.Adam, dict(lr=1e-2, amsgrad=True)),
                                         (optim.SGD, dict(lr=0.1, momentum=0.9)),
+                                        (optim.Adagrad, {"lr": 0.1}),
                                         (optim.NAdam, dict(lr=1e-2))])
 def test_user_changes_between_steps_match_per_parameter(cls, kwargs, hook):
     # A parameter that skips steps (or whose count is edited) keeps its own step
-    # count from then on: Adam and NAdam must leave the flat path for good; SGD
-    # (no step count) stays on it.
-    taken = hook not in (drop_a_gradient, edit_one_step_count) or cls is optim.SGD
+    # count from then on: Adam, Adagrad and NAdam must leave the flat path for
+    # good; SGD (no step count) stays on it.
+    taken = hook not in OWN_COUNT or cls is optim.SGD
     assert_same_run(run(cls, kwargs, "float64", True, steps=60, hook=hook),
                     run(cls, kwargs, "float64", False, steps=60, hook=hook), taken)
+
+
+class CountedFlatGroup(flat.FlatGroup):
+    """A FlatGroup that counts how often a layout is built."""
+
+    built = 0
+
+    def __init__(self, *args):
+        CountedFlatGroup.built += 1
+        super().__init__(*args)
+
+
+@pytest.mark.parametrize("cls,kwargs", first_of_each_class(CONFIGS),
+                         ids=config_ids(first_of_each_class(CONFIGS)))
+def test_one_layout_serves_every_step_and_counts_them_in_one_array(cls, kwargs, monkeypatch):
+    monkeypatch.setattr(flat, "FlatGroup", CountedFlatGroup)
+    monkeypatch.setattr(CountedFlatGroup, "built", 0)
+    _, snapshot, opt = run(cls, kwargs, "float32", enabled=True, steps=20)
+    assert CountedFlatGroup.built == 1  # built at the first step with all states, then kept
+    (layout,) = opt._flat_layouts.values()
+    states = [opt.state[p] for p in layout.params]
+    if "step" in states[0]:  # SGD keeps no count
+        steps = layout.scalars["step"]
+        assert steps.dtype == np.float32 and steps.tolist() == [20.0] * len(states)
+        for state in states:  # each count a 0-d view of the one array
+            assert state["step"].data.shape == () and state["step"].data.base is steps
+        for entry in snapshot["state"].values():  # the snapshot: standalone copies
+            assert entry["step"].data.base is None and float(entry["step"].data) == 20.0
 
 
 def leaves(*arrays):

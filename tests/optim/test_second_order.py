@@ -7,6 +7,7 @@ import copy
 
 import numpy as np
 import pytest
+from _helpers import backward_closure, rosen
 
 import tinygrad_opt as tg
 from tinygrad_opt import optim
@@ -15,10 +16,6 @@ from tinygrad_opt.optim import line_search
 
 def t64(a):
     return tg.tensor(np.array(a, dtype=np.float64), dtype="float64", requires_grad=True)
-
-
-def rosen(x):
-    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
 
 
 def rosen_start(n):
@@ -142,13 +139,7 @@ def test_lbfgs_reaches_rosenbrocks_minimum(n, ls):
     opt = optim.LBFGS([x], line_search_fn=ls, max_iter=50 if ls else 100,
                       tolerance_grad=1e-10, tolerance_change=1e-14,
                       lr=1.0 if ls else 0.5)
-
-    def closure():
-        opt.zero_grad()
-        loss = rosen(x)
-        loss.backward()
-        return loss
-
+    closure = backward_closure(opt, lambda: rosen(x))
     for _ in range(200):
         opt.step(closure)
         if rosen(x).item() < 1e-12:
@@ -173,12 +164,7 @@ def test_lbfgs_matches_pytorch_step_for_step():
             v.backward()
             return v
 
-        def co():
-            ours.zero_grad()
-            v = rosen(x)
-            v.backward()
-            return v
-
+        co = backward_closure(ours, lambda: rosen(x))
         for _ in range(3):
             a = ot.step(ct).item()
             b = ours.step(co).item()
@@ -209,13 +195,7 @@ def test_lbfgs_defaults_and_errors_are_pytorchs():
 def test_lbfgs_state_dict_round_trip():
     x = t64(rosen_start(4))
     opt = optim.LBFGS([x], max_iter=3)
-
-    def closure():
-        opt.zero_grad()
-        loss = rosen(x)
-        loss.backward()
-        return loss
-
+    closure = backward_closure(opt, lambda: rosen(x))
     opt.step(closure)
     saved = copy.deepcopy(opt.state_dict())
     x_saved = x.numpy().copy()
@@ -224,14 +204,7 @@ def test_lbfgs_state_dict_round_trip():
     x.data[...] = x_saved
     other = optim.LBFGS([x], max_iter=3)
     other.load_state_dict(saved)
-
-    def closure2():
-        other.zero_grad()
-        loss = rosen(x)
-        loss.backward()
-        return loss
-
-    other.step(closure2)
+    other.step(backward_closure(other, lambda: rosen(x)))
     np.testing.assert_allclose(x.numpy(), after, rtol=1e-12)
 
 

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from _helpers import Cube  # a user-defined op: the batched walk must loop over it
 
 import tinygrad_opt as tg
 from tinygrad_opt.autograd.batched import batched_vjp, hessian_matrix, jacobian_matrix
@@ -30,20 +31,6 @@ def reference_jacobian(out, inputs):
         rows.append(np.concatenate([np.zeros(t.numel()) if g is None else g.numpy().ravel()
                                     for g, t in zip(gs, inputs)]))
     return np.array(rows)
-
-
-class Cube(tg.autograd.Function):
-    """A user-defined op: the batched walk must loop over it."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x ** 3
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g * 3 * x * x
 
 
 rng = np.random.default_rng(0)

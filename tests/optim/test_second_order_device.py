@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import strict_array as strict
+from _helpers import backward_closure, rosen
 
 import tinygrad_opt as tg
 from tinygrad_opt import linalg, optim
@@ -23,10 +24,6 @@ DEV = "strict:0"
 def t(a, device):
     return tg.tensor(np.array(a, dtype=np.float64), dtype="float64", device=device,
                      requires_grad=True)
-
-
-def rosen(x):
-    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
 
 
 MINIMIZERS = {
@@ -78,14 +75,7 @@ def test_least_squares_on_the_device_match_the_cpu(name, kwargs):
 def test_lbfgs_and_line_searches_on_the_device():
     x = t([-1.2, 1.0], DEV)
     opt = optim.LBFGS([x], line_search_fn="strong_wolfe", max_iter=100, tolerance_change=1e-14)
-
-    def closure():
-        opt.zero_grad()
-        loss = rosen(x)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    opt.step(backward_closure(opt, lambda: rosen(x)))
     assert x.device == DEV
     np.testing.assert_allclose(x.numpy(), [1.0, 1.0], atol=1e-5)
     x = t([-1.2, 1.0], DEV)

@@ -1,22 +1,12 @@
 """The second-order examples run as a newcomer runs them and show what they promise."""
 
-import importlib.util
-import pathlib
 
 import numpy as np
-
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from _helpers import load_example
 
 
 def test_curve_fitting_side_by_side(capsys):
-    runs = load("curve_fitting").main()
+    runs = load_example("curve_fitting").main()
     lm = runs["Levenberg-Marquardt"]
     np.testing.assert_allclose(lm["params"], [200, 0.5], rtol=0.01)
     for name in ("Gauss-Newton", "Levenberg (λI)", "LM, trust region (default)"):
@@ -28,13 +18,13 @@ def test_curve_fitting_side_by_side(capsys):
 
 
 def test_newton_linear_regression_in_one_step(capsys):
-    result = load("newton_linear_regression").main()
+    result = load_example("newton_linear_regression").main()
     assert result["newton_error"] < 1e-9 and result["gd_error"] > 1e-3
     assert "2XᵀX: True" in capsys.readouterr().out
 
 
 def test_lbfgs_rosenbrock(capsys):
-    result = load("lbfgs_rosenbrock").main()
+    result = load_example("lbfgs_rosenbrock").main()
     np.testing.assert_allclose(result["x"], [1.0, 1.0], atol=1e-8)
     assert result["first"] <= 44  # scipy's L-BFGS-B needs 44, PyTorch's LBFGS 44
     assert "L-BFGS" in capsys.readouterr().out

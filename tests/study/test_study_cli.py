@@ -186,6 +186,8 @@ BAD = [
     (["hessian", "--data", "/nonexistent.npz"], "no such data set or file"),
     (["lr-find", "--start-lr", "-1"], "--start-lr must be positive"),
     (["lr-find", "--optimizer", "sgd:lr=-3"], "Invalid learning rate"),
+    (["lr-find", "--activation", "swish"], "--activation: MLP: unknown activation 'swish'"),
+    (["hessian", "--optimizer", "lbfgs"], "pick a first-order optimizer"),
     (["sweep", "--lr=-1:1"], "need 0 < LO < HI"),
     (["sweep", "--optimizers", "lbfgs"], "cannot train with mini-batches"),
     (["gradcheck", "--expr", "a.foo()", "--var", "a=1"], "unknown method 'foo'"),
@@ -202,6 +204,37 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, argv, message):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
     assert lines[0].startswith(f"tinygrad-opt {argv[0]}: error:")
+
+
+def test_the_progress_bar_ticks_once_per_unit_and_closes(tmp_path, capsys, monkeypatch):
+    """On a terminal a command draws a bar (commands._study.progress): one tick per
+    optimizer raced, its label beside the bar, closed at the end."""
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.n, self.labels, self.closed = total, 0, [], False
+
+        def set_description(self, text):
+            self.description = text
+
+        def set_postfix_str(self, text):
+            self.labels.append(text)
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    bars = []
+    monkeypatch.setattr("tinygrad_opt.commands._study.progress_bar",
+                        lambda enabled, total: bars.append(Bar(total)) or bars[-1])
+    code, _, _ = run(capsys, "race", "--landscape", "booth", "--optimizers", "sgd,newton",
+                     "--steps", "3", "--no-plots", "--out", str(tmp_path))
+    assert code == 0 and len(bars) == 1
+    bar = bars[0]
+    assert (bar.description, bar.total, bar.n, bar.closed) == ("racing", 2, 2, True)
+    assert bar.labels == ["sgd", "newton"]
 
 
 def test_unreadable_file_exits_2(tmp_path, capsys):

@@ -23,6 +23,7 @@ handed to the user owns writeable memory (:func:`_private`).
 
 import numpy as np
 
+from .. import capture as jit_capture  # (tg.jit's; `capture` below is tg.grad's inputs)
 from .. import grad_mode, versions
 from .. import op as op_module
 from ..hooks import TENSOR_HOOKS, run_tensor_hooks
@@ -173,10 +174,13 @@ def _accumulate_leaf(leaf, g, foreign):
     dtype = leaf.data.dtype
     if data.dtype is not dtype and data.dtype != dtype:
         g = g.to(dtype=dtype)
-    if leaf.grad is not None:
+    was_none = leaf.grad is None
+    if was_none:
+        leaf.grad = _private(g, foreign)
+    else:
         leaf.grad = leaf.grad + g  # a new array: the old .grad may be shared
-        return
-    leaf.grad = _private(g, foreign)
+    if jit_capture.RECORDING is not None:  # tg.jit: the replay sets .grad again
+        jit_capture.RECORDING.assigned_grad(leaf, was_none)
 
 
 def _private(g, foreign):
@@ -192,7 +196,7 @@ def _private(g, foreign):
     owner = id(data if base is None else base)
     # (only views can be read-only broadcasts: an array owning its memory skips
     # the check, which is costly as NumPy builds a flags object for it)
-    if owner in foreign or (base is not None and type(data) is np.ndarray
+    if owner in foreign or (base is not None and isinstance(data, np.ndarray)
                             and not data.flags.writeable):
         g = g.clone() if g.requires_grad else type(g).constant(data.copy())
         owner = id(g.data)

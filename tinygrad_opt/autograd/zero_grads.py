@@ -4,10 +4,12 @@ It sits below ``nn`` and ``optim`` so that neither has to import the other for i
 ``tinygrad_opt.nn.utils.zero_grads`` (where users find it) names this function.
 """
 
+from .. import capture
 from ..backend import xp_of
 from ..tensor import Tensor
 
 
+@capture.host_call  # tg.jit runs it again at every replay: it changes Python state
 def zero_grads(parameters, set_to_none=True):
     """Forget every parameter's gradient: ``grad = None`` by default, or a fresh zero
     array with ``set_to_none=False`` (never written in place: a gradient array may be
@@ -20,3 +22,7 @@ def zero_grads(parameters, set_to_none=True):
         else:
             g = param.grad.data
             param.grad = Tensor.constant(xp_of((g,)).zeros_like(g))
+
+
+# tg.jit: a gradient set after this ran needs no check that the old one was None
+zero_grads.__wrapped__.clears_grads = True

@@ -2,9 +2,20 @@
 
 To add one, write ``tinygrad_opt/commands/<name>.py`` with ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int`` (see ``graph.py``), and add
-one line here. Raise ``tinygrad_opt.cli.UsageError`` for a bad argument (exit
-code 2) and ``tinygrad_opt.cli.CommandError`` for an explained failure (exit 1).
+one line here. Raise :class:`UsageError` for a bad argument (exit code 2) and
+:class:`CommandError` for an explained failure (exit 1): ``tinygrad_opt.cli`` prints
+either as one line. (They live here, below every command and the ``cli`` that catches
+them, so that the imports point one way.)
 """
+
+
+class UsageError(Exception):
+    """A bad command-line argument: printed as one line, exit code 2."""
+
+
+class CommandError(Exception):
+    """A failure the user can fix (a missing program, an unreadable file): one line, exit 1."""
+
 
 COMMANDS = {
     "demo": "tinygrad_opt.commands.demo",

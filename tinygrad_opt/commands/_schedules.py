@@ -7,11 +7,11 @@ stepped once per epoch and α₀ is the optimizer's lr. :data:`SPECS` lists the 
 
 import warnings
 
-from ..cli import UsageError
 from ..optim import SGD
 from ..optim import lr_scheduler as S
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from ..tensor import Tensor
+from . import UsageError
 
 SPECS = """NAME or NAME:key=value,... (the values shown are the defaults):
 none; cosine (CosineAnnealingLR, T_max = epochs);

@@ -1,16 +1,23 @@
-"""Argument helpers shared by the study subcommands (demo, train, race, hessian, lr-find,
-sweep, gradcheck): optimizer specs, numbers, data sets and files, each turning a bad
-value into a one-line :class:`tinygrad_opt.cli.UsageError` (exit code 2)."""
+"""The set-up the study subcommands (demo, train, race, hessian, lr-find, sweep, gradcheck,
+...) share, so that each ``run()`` holds only what is its own: the flags' checks (optimizer
+specs, numbers, data sets and files, each turning a bad value into a one-line
+:class:`~tinygrad_opt.commands.UsageError`, exit code 2), the seeded MLP and its data, the
+progress bar, and the files written into ``--out``."""
 
+import contextlib
+import json
 import os
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
+import tinygrad_opt as tg
+
 from .. import data, nn
-from ..cli import UsageError
 from ..study import plots, specs
 from ..train import progress_bar
+from . import UsageError
 
 DATASETS = ("moons", "circles", "spirals", "xor", "blobs", "sine", "digits")
 
@@ -50,6 +57,7 @@ def with_lr(spec, lr, flag="--lr"):
 
 
 def positive(value, flag):
+    """``value`` if it is positive or None (a flag left unset)."""
     if value is None:
         return value
     if not value > 0:
@@ -58,9 +66,25 @@ def positive(value, flag):
 
 
 def at_least(value, low, flag):
-    if value < low:
+    """``value`` if it is at least ``low`` or None (a flag left unset)."""
+    if value is not None and value < low:
         raise usage(f"{flag} must be at least {low}, got {value}.")
     return value
+
+
+def _flag(dest):
+    """``"train_epochs"`` -> ``"--train-epochs"``: the flag argparse stored as ``dest``."""
+    return "--" + dest.replace("_", "-")
+
+
+def check_bounds(args, minimum=None, above_zero=()):
+    """Check numeric flags in one call: ``minimum`` maps a flag's name in ``args`` to its
+    lowest value, ``above_zero`` names the flags that must be positive (an unset flag,
+    None, passes); the first bad one is a UsageError naming it."""
+    for dest, low in (minimum or {}).items():
+        at_least(getattr(args, dest), low, _flag(dest))
+    for dest in above_zero:
+        positive(getattr(args, dest), _flag(dest))
 
 
 def sizes(text, n_in, n_out, flag="--hidden"):
@@ -163,12 +187,51 @@ def remove_empty(folders):
             break
 
 
-def bar(total, description, enabled=True):
-    """A tqdm bar on a terminal (None otherwise): ``bar.update(1)`` per unit of work."""
-    b = progress_bar(enabled, total)
-    if b is not None:
-        b.set_description(description)
-    return b
+@contextlib.contextmanager
+def progress(args, total, description, show_labels=False):
+    """A tqdm bar of ``total`` units for the ``with`` block, closed however it ends. It
+    yields the ``progress=`` callback of the study functions, ``tick(value)``: one unit
+    done (``value`` shown beside the bar when ``show_labels``); None when there is no
+    bar (--no-progress, not a terminal, or no tqdm)."""
+    bar = progress_bar(not args.no_progress, total)
+    if bar is None:
+        yield None
+        return
+    bar.set_description(description)
+
+    def tick(value):
+        if show_labels:
+            bar.set_postfix_str(value)
+        bar.update(1)
+
+    try:
+        yield tick
+    finally:
+        bar.close()
+
+
+class Outputs:
+    """The files a command writes into its folder (created, or a one-line error, at
+    once), named in the command's last line: ``wrote a.json, b.png in DIR``."""
+
+    def __init__(self, folder, names=()):
+        self.folder, self.names = out_dir(folder), list(names)
+
+    def path(self, name):
+        """Where ``name`` goes; from now on the last line lists it."""
+        self.names.append(name)
+        return os.path.join(self.folder, name)
+
+    def json(self, name, record, indent=None):
+        with open(self.path(name), "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=indent)
+
+    def text(self, name, text):
+        with open(self.path(name), "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+    def report(self):
+        print(f"wrote {', '.join(self.names)} in {self.folder}")
 
 
 def plots_or_none():
@@ -211,3 +274,37 @@ def mlp_data(args):
     X, y = dataset(args.data, args.samples, args.noise, args.seed)
     n_out = int(y.max()) + 1 if is_classification(y) else y.shape[1]
     return X, y, sizes(args.hidden, X.shape[1], n_out)
+
+
+def seeded_mlp(layer_sizes, activation, seed):
+    """A fresh ``nn.MLP`` drawn after ``tg.manual_seed(seed)``: the same seed, the same
+    initial weights; an unknown --activation is a UsageError."""
+    tg.manual_seed(seed)
+    try:
+        return nn.MLP(layer_sizes, activation=activation)
+    except ValueError as error:
+        raise usage(f"--activation: {error}") from None
+
+
+@dataclass
+class MLPStudy:
+    """What a study of one MLP trained by mini-batches starts from."""
+
+    spec: specs.OptimizerSpec  # the --optimizer
+    X: np.ndarray
+    y: np.ndarray
+    layer_sizes: list
+    loss_fn: object  # cross entropy for class labels, MSE for real targets
+    model: nn.MLP
+    outputs: Outputs  # the --out folder
+
+
+def mlp_study(args, first_order_reason, needs_lr=False):
+    """The MLP set-up of hessian and lr-find, checked before any work: the --optimizer spec
+    (first order, with a learning rate when ``needs_lr``, else a UsageError ending in
+    ``first_order_reason``), the data and layer sizes, the seeded MLP, then --out."""
+    spec = optimizer(args.optimizer)
+    mini_batch(spec, f"--optimizer {spec.name}: {first_order_reason}", needs_lr)
+    X, y, layer_sizes = mlp_data(args)
+    model = seeded_mlp(layer_sizes, args.activation, args.seed)
+    return MLPStudy(spec, X, y, layer_sizes, loss_for(y), model, Outputs(args.out))

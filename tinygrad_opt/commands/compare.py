@@ -14,9 +14,7 @@ epoch and per cost in SGD epochs) into ``--out`` (default ``runs/compare``) and 
 where.
 """
 
-import json
 import math
-import os
 import statistics
 import time
 
@@ -26,7 +24,8 @@ import tinygrad_opt as tg
 
 from .. import nn, optim
 from ..data import load_digits, train_val_test_split
-from ._study import at_least, out_dir, positive, usage
+from . import _study
+from ._study import usage
 
 HELP = "compare SGD, Adam, ProxProp, Hessian-free and K-FAC on the digits MLP"
 
@@ -164,11 +163,8 @@ def _check(args):
     if unknown or not methods:
         raise usage(f"--methods: unknown method {', '.join(map(repr, unknown)) or '(none)'}; "
                     f"choose from {', '.join(METHODS)}.")
-    at_least(args.epochs, 1, "--epochs")
-    at_least(args.search_epochs, 1, "--search-epochs")
-    at_least(args.batch_size, 1, "--batch-size")
-    at_least(args.timing_rounds, 0, "--timing-rounds")
-    positive(args.tau_prox, "--tau-prox")
+    _study.check_bounds(args, minimum={"epochs": 1, "search_epochs": 1, "batch_size": 1,
+                                       "timing_rounds": 0}, above_zero=("tau_prox",))
     return sizes, methods
 
 
@@ -181,7 +177,7 @@ def run(args):
         sizes, epochs, search_epochs, factors = [64, 32, 32, 10], 2, 1, [0.1, 1.0, 10.0]
         rounds, min_seconds = min(rounds, 1), 0.0
     train, val = _data(args.seed)
-    out_dir(args.out)
+    written = _study.Outputs(args.out)
     results = {}
     for method in methods:
         search = {}
@@ -204,15 +200,13 @@ def run(args):
                                               args.tau_prox, train, args.seed, rounds,
                                               min_seconds)
                             if rounds else None)
-    with open(os.path.join(args.out, "results.json"), "w") as fh:
-        json.dump({"sizes": sizes, "epochs": epochs, "timing_rounds": rounds,
-                   "results": results}, fh, indent=1)
+    written.json("results.json", {"sizes": sizes, "epochs": epochs, "timing_rounds": rounds,
+                                  "results": results}, indent=1)
     table = format_table(results)
-    with open(os.path.join(args.out, "table.md"), "w") as fh:
-        fh.write(table + "\n")
+    written.text("table.md", table + "\n")
     print(table)
-    _plot(results, os.path.join(args.out, "compare.png"))
-    print(f"wrote results.json, table.md, compare.png in {args.out}")
+    _plot(results, written.path("compare.png"))
+    written.report()
     return 0
 
 
@@ -239,7 +233,7 @@ def _plot(results, path):
     import matplotlib  # optional (the plot extra), and its backend must be chosen first
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional too, and only after the backend is chosen
 
     timed = all(r.get("time_vs_sgd") for r in results.values())
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")

@@ -10,10 +10,8 @@ with every picture embedded (``tinygrad_opt.study.demo``), plus a summary table
 on the terminal.
 """
 
-from ..cli import CommandError
 from ..study.demo import run_demo
-from . import _study
-from ._study import add_progress, out_dir
+from . import CommandError, _study
 
 HELP = "the tour: train on the moons, race optimizers, Hessian lab, LR test -> report.html"
 
@@ -24,11 +22,11 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true",
                         help="tiny budgets everywhere (a few seconds; for tests)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    add_progress(parser)
+    _study.add_progress(parser)
 
 
 def run(args):
-    out_dir(args.out)
+    _study.out_dir(args.out)
     if _study.plots_or_none() is None:
         raise CommandError("the demo draws pictures and needs matplotlib and pillow: "
                            "pip install 'tinygrad-opt[plot]'.")

@@ -21,12 +21,10 @@ import tinygrad_opt as tg
 
 from .. import nn
 from ..autograd import GradcheckError, gradcheck, gradgradcheck
-from ..cli import CommandError, UsageError
 from ..study import gradcheck_lab
+from ..study.expressions import ExpressionError, evaluate, parse_variables
 from ..study.race import format_rows
-from . import _study
-from ._study import out_dir, positive
-from .expr import ExpressionError, evaluate, parse_variables
+from . import CommandError, UsageError, _study
 
 HELP = "gradient check (and gradgradcheck) with the finite-difference step sweep"
 
@@ -110,9 +108,7 @@ def _function(args):
 
 
 def run(args):
-    positive(args.eps, "--eps")
-    positive(args.atol, "--atol")
-    positive(args.rtol, "--rtol")
+    _study.check_bounds(args, above_zero=("eps", "atol", "rtol"))
     f, arrays, what = _function(args)
     inputs = [tg.Tensor(a, dtype="float64", requires_grad=True) for a in arrays]
     print(f"checking {what}")
@@ -136,7 +132,7 @@ def run(args):
                                      f"{np.finfo(d).eps ** (1 / 3):.0e})"
                                      for d, e in sweep.items()))
         if args.out:
-            out_dir(args.out)
+            _study.out_dir(args.out)
             plots = _study.plots_or_none()
             if plots is not None:
                 path = plots.eps_sweep(eps, sweep, os.path.join(args.out, "eps_sweep.png"))

@@ -24,9 +24,9 @@ import os
 import tinygrad_opt as tg
 
 from .. import nn
-from ..cli import CommandError, UsageError
 from ..draw import INSTALL_HINT, DotNotFoundError, dot_available, render
-from .expr import ExpressionError, evaluate, parse_variables
+from ..study.expressions import ExpressionError, differentiate, evaluate, parse_variables
+from . import CommandError, UsageError
 
 HELP = "draw the forward / backward / double-backward graph of an expression or an MLP"
 
@@ -165,23 +165,12 @@ def build(args):
     return loss, model, list(model.parameters())
 
 
-def differentiate(root, variables, order):
-    """The directional derivative ∇root·1 taken ``order - 1`` times, each with
-    create_graph=True, so that the graph keeps every layer."""
-    label = root.name or "f"
-    for _ in range(order - 1):
-        grads = tg.grad(root, variables, create_graph=True, allow_unused=True)
-        terms = [g.sum() for g in grads if g is not None and g.requires_grad]
-        if not terms:
-            raise UsageError(f"--order: the gradient of {label} does not depend on the "
-                             "variables (it is constant), so there is no graph to draw at "
-                             "this order.")
-        root = terms[0]
-        for term in terms[1:]:
-            root = root + term
-        label = f"∇({label})·1"
-        root.name = label
-    return root
+def _at_order(root, variables, order):
+    """:func:`differentiate` for --order (what it refuses is a UsageError)."""
+    try:
+        return differentiate(root, variables, order)
+    except ExpressionError as error:
+        raise UsageError(f"--order: {error}") from None
 
 
 def run(args):
@@ -190,7 +179,7 @@ def run(args):
     tg.set_default_dtype(args.dtype)  # for the numbers an expression turns into tensors
     try:
         root, params, variables = build(args)
-        root = differentiate(root, variables, args.order)
+        root = _at_order(root, variables, args.order)
     finally:
         tg.set_default_dtype(previous)
     show_data = {"auto": "auto", "all": True, "none": False}[args.show_data]

@@ -16,35 +16,18 @@ full-batch gradient descent with that step, records λmax every 10 steps against
 how long. Writes spectrum.png, eos.png and hessian.json into --out.
 """
 
-import json
 import math
-import os
 
-import tinygrad_opt as tg
-
-from .. import nn
 from ..study import hessian_lab
 from ..study.race import format_rows
 from ..train import fit
 from . import _study
-from ._study import (
-    add_data_arguments,
-    add_progress,
-    at_least,
-    bar,
-    loss_for,
-    mini_batch,
-    mlp_data,
-    optimizer,
-    out_dir,
-    positive,
-)
 
 HELP = "exact Hessian spectrum, Lanczos, Hutchinson, edge of stability for a small MLP"
 
 
 def add_arguments(parser):
-    add_data_arguments(parser, samples=200, hidden="8-8")
+    _study.add_data_arguments(parser, samples=200, hidden="8-8")
     parser.add_argument("--optimizer", default="adam:lr=0.01", metavar="SPEC",
                         help="training optimizer (default adam:lr=0.01)")
     parser.add_argument("--train-epochs", type=int, default=50,
@@ -60,31 +43,23 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", "-o", default="runs/hessian", metavar="DIR",
                         help="folder for spectrum.png, eos.png, hessian.json (runs/hessian)")
-    add_progress(parser)
+    _study.add_progress(parser)
 
 
 def run(args):
-    at_least(args.train_epochs, 0, "--train-epochs")
-    at_least(args.k, 1, "--k")
-    at_least(args.hutchinson, 1, "--hutchinson")
-    at_least(args.samples, 10, "--samples")
-    at_least(args.eos_steps, 1, "--eos-steps")
-    positive(args.eos, "--eos")
-    spec = optimizer(args.optimizer)
-    mini_batch(spec, f"--optimizer {spec.name}: pick a first-order optimizer for the "
-                     "mini-batch training (sgd, momentum, adam, ...).")
-    X, y, layer_sizes = mlp_data(args)
-    out_dir(args.out)
-    loss_fn = loss_for(y)
-    tg.manual_seed(args.seed)
-    model = nn.MLP(layer_sizes, activation=args.activation)
+    _study.check_bounds(args, minimum={"train_epochs": 0, "k": 1, "hutchinson": 1, "samples": 10,
+                                       "eos_steps": 1}, above_zero=("eos",))
+    study = _study.mlp_study(args, "pick a first-order optimizer for the mini-batch training "
+                                   "(sgd, momentum, adam, ...).")
+    model, loss_fn, X, y = study.model, study.loss_fn, study.X, study.y
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if args.train_epochs:
-        fit(model, loss_fn, spec.build(model.parameters()), (X, y), epochs=args.train_epochs,
-            batch_size=32, seed=args.seed, progress=not args.no_progress)
+        fit(model, loss_fn, study.spec.build(model.parameters()), (X, y),
+            epochs=args.train_epochs, batch_size=32, seed=args.seed,
+            progress=not args.no_progress)
     n = sum(p.numel() for p in model.parameters())
-    print(f"{'-'.join(map(str, layer_sizes))} MLP, {n} parameters, on {args.data} "
-          f"({len(X)} points)" + (f", trained {args.train_epochs} epochs with {spec.label}"
+    print(f"{'-'.join(map(str, study.layer_sizes))} MLP, {n} parameters, on {args.data} "
+          f"({len(X)} points)" + (f", trained {args.train_epochs} epochs with {study.spec.label}"
                                   if args.train_epochs else ", at initialisation"))
     lab = hessian_lab.analyze(model, loss_fn, X, y, k=args.k, samples=args.hutchinson,
                               exact_limit=args.exact_limit, seed=args.seed)
@@ -105,30 +80,22 @@ def run(args):
     eos = None
     if args.eos is not None:
         model.load_state_dict(init)
-        progress = bar(args.eos_steps, "gradient descent", not args.no_progress)
-        try:
-            eos = hessian_lab.edge_of_stability(
-                model, loss_fn, X, y, lr=args.eos, steps=args.eos_steps, every=10,
-                seed=args.seed, progress=None if progress is None else
-                (lambda done: progress.update(1)))
-        finally:
-            if progress is not None:
-                progress.close()
+        with _study.progress(args, args.eos_steps, "gradient descent") as tick:
+            eos = hessian_lab.edge_of_stability(model, loss_fn, X, y, lr=args.eos,
+                                                steps=args.eos_steps, every=10, seed=args.seed,
+                                                progress=tick)
         sentences, _ = hessian_lab.describe_edge_of_stability(eos)
         print("edge of stability, from the initialisation:")
         print("\n".join(f"  {line}" for line in sentences))
         result["eos"] = {"lr": args.eos, "threshold": eos.threshold,
                          "steps": eos.steps.tolist(), "sharpness": eos.sharpness.tolist(),
                          "loss": eos.loss.tolist(), "diverged": eos.diverged}
-    with open(os.path.join(args.out, "hessian.json"), "w", encoding="utf-8") as handle:
-        json.dump(result, handle)
-    written = ["hessian.json"]
+    written = study.outputs
+    written.json("hessian.json", result)
     plots = _study.plots_or_none()
     if plots is not None:
-        plots.spectrum(lab, os.path.join(args.out, "spectrum.png"))
-        written.append("spectrum.png")
+        plots.spectrum(lab, written.path("spectrum.png"))
         if eos is not None and len(eos.steps):
-            plots.sharpness(eos, os.path.join(args.out, "eos.png"))
-            written.append("eos.png")
-    print(f"wrote {', '.join(written)} in {args.out}")
+            plots.sharpness(eos, written.path("eos.png"))
+    written.report()
     return 0

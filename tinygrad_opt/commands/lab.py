@@ -14,7 +14,7 @@ import socket
 import sys
 import webbrowser
 
-from ..cli import CommandError, UsageError
+from . import CommandError, UsageError
 
 HELP = "the interactive lab in the browser: backprop step by step, optimizer races, live training"
 

@@ -12,36 +12,18 @@ exponentially from --start-lr to --end-lr, stops when the smoothed loss exceeds
 and lr_finder.json (and schedules.png with --schedules) into --out.
 """
 
-import json
 import math
-import os
 import warnings
 
-import tinygrad_opt as tg
-
-from .. import nn
-from ..cli import UsageError
 from ..study import lr_finder
-from . import _schedules, _study
-from ._study import (
-    add_data_arguments,
-    add_progress,
-    at_least,
-    bar,
-    loss_for,
-    mini_batch,
-    mlp_data,
-    optimizer,
-    out_dir,
-    positive,
-)
+from . import UsageError, _schedules, _study
 from .train import spec_text
 
 HELP = "learning-rate range test (Leslie Smith) with a suggested lr; gallery of schedules"
 
 
 def add_arguments(parser):
-    add_data_arguments(parser, samples=500, hidden="16-16")
+    _study.add_data_arguments(parser, samples=500, hidden="16-16")
     parser.add_argument("--optimizer", default="momentum", metavar="SPEC",
                         help="optimizer whose lr is tested (default momentum: SGD, β = 0.9)")
     parser.add_argument("--start-lr", type=float, default=1e-5, help="first lr (1e-5)")
@@ -61,38 +43,25 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", "-o", default="runs/lr-find", metavar="DIR",
                         help="folder for the pictures and lr_finder.json (runs/lr-find)")
-    add_progress(parser)
+    _study.add_progress(parser)
 
 
 def run(args):
-    positive(args.start_lr, "--start-lr")
-    positive(args.end_lr, "--end-lr")
+    _study.check_bounds(args, above_zero=("start_lr", "end_lr"))
     if not args.start_lr < args.end_lr:
         raise UsageError(f"--start-lr ({args.start_lr:g}) must be below --end-lr "
                          f"({args.end_lr:g}).")
-    at_least(args.num_iter, 5, "--num-iter")
-    at_least(args.epochs, 1, "--epochs")
+    _study.check_bounds(args, minimum={"num_iter": 5, "epochs": 1, "batch_size": 1})
     _schedules.check(args.schedule, args.epochs)
-    at_least(args.batch_size, 1, "--batch-size")
-    spec = optimizer(args.optimizer)
-    mini_batch(spec, f"--optimizer {spec.name}: the range test needs a first-order "
-                     "optimizer with a learning rate (sgd, momentum, adam, ...).", needs_lr=True)
-    X, y, layer_sizes = mlp_data(args)
-    out_dir(args.out)
-    tg.manual_seed(args.seed)
-    model = nn.MLP(layer_sizes, activation=args.activation)
-    progress = bar(args.num_iter, "range test", not args.no_progress)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # result.message is printed below
-            result = lr_finder.lr_range_test(
-                model, loss_for(y), spec.build(model.parameters()), (X, y),
-                start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter,
-                step_mode=args.mode, batch_size=args.batch_size, seed=args.seed,
-                progress=None if progress is None else (lambda i: progress.update(1)))
-    finally:
-        if progress is not None:
-            progress.close()
+    study = _study.mlp_study(args, "the range test needs a first-order optimizer with a "
+                                   "learning rate (sgd, momentum, adam, ...).", needs_lr=True)
+    spec = study.spec
+    with _study.progress(args, args.num_iter, "range test") as tick, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # result.message is printed below
+        result = lr_finder.lr_range_test(
+            study.model, study.loss_fn, spec.build(study.model.parameters()), (study.X, study.y),
+            start_lr=args.start_lr, end_lr=args.end_lr, num_iter=args.num_iter,
+            step_mode=args.mode, batch_size=args.batch_size, seed=args.seed, progress=tick)
     print(f"range test of {spec.name} on {args.data}: {len(result.lrs)} mini-batches from "
           f"{args.start_lr:g} to {args.end_lr:g} ({result.stop_reason})")
     if result.message is not None:
@@ -102,29 +71,22 @@ def run(args):
         print(f"lr at the minimum of the smoothed loss / 10: {result.min_loss_lr:.3g}")
     clean = lambda v: None if not math.isfinite(v) else float(v)
     schedule = _schedule_from(args, spec, result)
-    with open(os.path.join(args.out, "lr_finder.json"), "w", encoding="utf-8") as handle:
-        json.dump({"optimizer": spec.label, "lrs": result.lrs.tolist(),
-                   "losses": [clean(v) for v in result.losses],
-                   "smoothed": [clean(v) for v in result.smoothed],
-                   "suggestion": clean(result.suggestion),
-                   "min_loss_lr": clean(result.min_loss_lr),
-                   "stopped_early": result.stopped_early,
-                   "stop_reason": result.stop_reason, "message": result.message,
-                   "schedule": schedule}, handle)
-    written = ["lr_finder.json"]
+    written = study.outputs
+    written.json("lr_finder.json", {
+        "optimizer": spec.label, "lrs": result.lrs.tolist(),
+        "losses": [clean(v) for v in result.losses],
+        "smoothed": [clean(v) for v in result.smoothed], "suggestion": clean(result.suggestion),
+        "min_loss_lr": clean(result.min_loss_lr), "stopped_early": result.stopped_early,
+        "stop_reason": result.stop_reason, "message": result.message, "schedule": schedule})
     plots = _study.plots_or_none()
     if plots is not None:
-        plots.lr_finder(result, os.path.join(args.out, "lr_finder.png"))
-        written.append("lr_finder.png")
+        plots.lr_finder(result, written.path("lr_finder.png"))
         if args.schedules:
-            plots.schedule_gallery(lr_finder.schedule_curves(100),
-                                   os.path.join(args.out, "schedules.png"))
-            written.append("schedules.png")
+            plots.schedule_gallery(lr_finder.schedule_curves(100), written.path("schedules.png"))
         if schedule is not None:
             plots.schedule_gallery({f"{args.schedule} from lr {result.suggestion:.3g}":
-                                    schedule["lrs"]}, os.path.join(args.out, "schedule.png"))
-            written.append("schedule.png")
-    print(f"wrote {', '.join(written)} in {args.out}")
+                                    schedule["lrs"]}, written.path("schedule.png"))
+    written.report()
     return 0
 
 

@@ -15,7 +15,7 @@ stand in for it. --json writes the table.
 import json
 
 from ..study import opening_arc
-from ._study import at_least, positive
+from . import _study
 
 HELP = "random search, random local search, numerical gradient and backprop side by side"
 
@@ -35,10 +35,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    at_least(args.tries, 1, "--tries")
-    at_least(args.steps, 1, "--steps")
-    positive(args.lr, "--lr")
-    positive(args.step_size, "--step-size")
+    _study.check_bounds(args, minimum={"tries": 1, "steps": 1}, above_zero=("lr", "step_size"))
     result = opening_arc.run(tries=args.tries, steps=args.steps, lr=args.lr,
                              step_size=args.step_size, loss=args.loss, seed=args.seed)
     print(result.format_table())

@@ -19,12 +19,9 @@ Gaussian noise to every gradient (the lecture's stochastic-gradient panel).
 Momentum and Nesterov without an lr get SGD's times (1 - β): the same effective step.
 """
 
-import json
-import os
-
 from ..study import landscapes, race, specs
 from . import _study
-from ._study import add_progress, at_least, bar, optimizers, out_dir, positive, usage
+from ._study import optimizers, usage
 
 DEFAULT_OPTIMIZERS = "sgd,momentum,adam,newton,bfgs,lbfgs,lm"
 
@@ -60,7 +57,7 @@ def add_arguments(parser):
     parser.add_argument("--no-plots", action="store_true", help="only the table and race.json")
     parser.add_argument("--list", action="store_true",
                         help="list the landscapes and the optimizers, then exit")
-    add_progress(parser)
+    _study.add_progress(parser)
 
 
 def _start(text, dim):
@@ -87,12 +84,10 @@ def run(args):
         land = landscapes.get(args.landscape)
     except ValueError as error:
         raise usage(f"--landscape: {error}") from None
-    at_least(args.steps, 1, "--steps")
-    positive(args.tol, "--tol")
+    _study.check_bounds(args, minimum={"steps": 1}, above_zero=("tol",))
     if not args.noise >= 0:
         raise usage(f"--noise must be >= 0 (a standard deviation), got {args.noise:g}.")
-    if args.max_evals is not None:
-        at_least(args.max_evals, 1, "--max-evals")
+    _study.check_bounds(args, minimum={"max_evals": 1})
     start = _start(args.start, land.dim) if args.start else None
     if args.optimizers is None:
         chosen = [s for s in optimizers(DEFAULT_OPTIMIZERS)
@@ -107,39 +102,23 @@ def run(args):
             if s.contract == "residual" and args.noise:
                 raise usage(f"--noise perturbs gradients, and {s.name} works on residuals; "
                             "race it without --noise.")
-    out_dir(args.out)
-    progress = bar(len(chosen), "racing", not args.no_progress)
-
-    def tick(label):
-        if progress is not None:
-            progress.set_postfix_str(label)
-            progress.update(1)
-
-    try:
+    written = _study.Outputs(args.out)
+    with _study.progress(args, len(chosen), "racing", show_labels=True) as tick:
         result = race.race(land, chosen, start=start, steps=args.steps, tol=args.tol,
                            fair=args.fair, max_evals=args.max_evals, progress=tick,
                            noise=args.noise, seed=args.seed)
-    finally:
-        if progress is not None:
-            progress.close()
     print(result.format_table())
-    with open(os.path.join(args.out, "race.json"), "w", encoding="utf-8") as handle:
-        json.dump(result.to_dict(), handle)
-    written = ["race.json"]
+    written.json("race.json", result.to_dict())
     plots = None if args.no_plots else _study.plots_or_none()
     if plots is not None:
         if land.dim == 1:
-            plots.landscape_1d(result, os.path.join(args.out, "landscape.png"))
-            written.append("landscape.png")
+            plots.landscape_1d(result, written.path("landscape.png"))
         else:
-            plots.race_contour(result, os.path.join(args.out, "contour.png"))
-            written.append("contour.png")
-        plots.race_curves(result, os.path.join(args.out, "curves.png"))
-        written.append("curves.png")
+            plots.race_contour(result, written.path("contour.png"))
+        plots.race_curves(result, written.path("curves.png"))
         if args.gif and land.dim == 2:
-            plots.race_gif(result, os.path.join(args.out, "race.gif"))
-            written.append("race.gif")
+            plots.race_gif(result, written.path("race.gif"))
     elif not args.no_plots:
         print("(matplotlib is missing: no pictures; pip install 'tinygrad-opt[plot]')")
-    print(f"wrote {', '.join(written)} in {args.out}")
+    written.report()
     return 0

@@ -9,12 +9,9 @@ and Cholesky, prints iterations, final relative residual and time, and writes
 solvers.png (‖b - A x_k‖/‖b‖ per iteration) and solvers.json into --out.
 """
 
-import json
-import os
-
 from ..study import solver_race
 from . import _study
-from ._study import at_least, out_dir, positive, usage
+from ._study import usage
 
 HELP = "race the linear solvers (GD, Jacobi, Gauss-Seidel, CG, PCG, LU, QR, Cholesky) on Ax=b"
 
@@ -36,9 +33,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    at_least(args.grid, 2, "--grid")
-    at_least(args.maxiter, 1, "--maxiter")
-    positive(args.tol, "--tol")
+    _study.check_bounds(args, minimum={"grid": 2, "maxiter": 1}, above_zero=("tol",))
     if not 0 <= args.scale <= 8:
         raise usage(f"--scale must be between 0 and 8 decades, got {args.scale:g}.")
     methods = solver_race.DEFAULT_METHODS if args.methods is None else \
@@ -49,13 +44,10 @@ def run(args):
     except ValueError as error:
         raise usage(f"--methods: {error}") from None
     print(result.format_table())
-    out_dir(args.out)
-    with open(os.path.join(args.out, "solvers.json"), "w", encoding="utf-8") as handle:
-        json.dump(result.to_dict(), handle)
-    written = ["solvers.json"]
+    written = _study.Outputs(args.out)
+    written.json("solvers.json", result.to_dict())
     plots = None if args.no_plots else _study.plots_or_none()
     if plots is not None:
-        plots.solver_race(result, os.path.join(args.out, "solvers.png"))
-        written.append("solvers.png")
-    print(f"wrote {', '.join(written)} in {args.out}")
+        plots.solver_race(result, written.path("solvers.png"))
+    written.report()
     return 0

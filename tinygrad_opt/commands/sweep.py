@@ -21,18 +21,7 @@ import os
 
 from ..study import sweep
 from . import _study
-from ._study import (
-    add_progress,
-    at_least,
-    mini_batch,
-    new_folders,
-    optimizers,
-    out_dir,
-    positive,
-    remove_empty,
-    sizes,
-    usage,
-)
+from ._study import mini_batch, optimizers, usage
 
 HELP = "grid/random hyperparameter search on a process pool or a Dask cluster, resumable"
 
@@ -71,7 +60,7 @@ def add_arguments(parser):
     parser.add_argument("--fresh", action="store_true",
                         help="delete --results first instead of resuming it")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random search (0)")
-    add_progress(parser)
+    _study.add_progress(parser)
 
 
 def _lr_range(text):
@@ -91,25 +80,19 @@ def run(args):
         mini_batch(spec, f"--optimizers: {spec.name} cannot train with mini-batches; sweep "
                          "first-order optimizers (sgd, momentum, adam, ...).", needs_lr=True)
     lo, hi = _lr_range(args.lr)
-    at_least(args.trials, 1, "--trials")
-    at_least(args.grid_points, 1, "--grid-points")
-    at_least(args.seeds, 1, "--seeds")
-    at_least(args.epochs, 1, "--epochs")
-    at_least(args.retries, 0, "--retries")
-    at_least(args.samples, 20, "--samples")
+    _study.check_bounds(args, minimum={"trials": 1, "grid_points": 1, "seeds": 1, "epochs": 1,
+                                       "retries": 0, "samples": 20, "workers": 1},
+                        above_zero=("connect_timeout",))
     if args.cv == 1 or args.cv < 0:
         raise usage(f"--cv must be 0 (a validation split) or at least 2 folds, got {args.cv}.")
     if args.data not in sweep.DATASETS:
         raise usage(f"--data must be one of {', '.join(sweep.DATASETS)}, got {args.data!r}.")
-    if args.workers is not None:
-        at_least(args.workers, 1, "--workers")
     if args.scheduler and args.serial:
         raise usage("--scheduler and --serial exclude each other.")
     if args.scheduler and not sweep.is_scheduler_address(args.scheduler):
         raise usage(f"--scheduler {args.scheduler!r} is not a Dask scheduler address; give "
                     "protocol://host:port, such as tcp://scheduler-host:8786.")
-    positive(args.connect_timeout, "--connect-timeout")
-    sizes(args.hidden, 2, 2)  # validates the text
+    _study.sizes(args.hidden, 2, 2)  # validates the text
     folder = os.path.dirname(os.path.abspath(args.results))
     space = {"optimizer": [s.name + (":" + ",".join(f"{k}={v}" for k, v in s.given.items())
                                      if s.given else "") for s in chosen],
@@ -126,8 +109,8 @@ def run(args):
     where = (f"Dask cluster at {args.scheduler}" if args.scheduler else
              "this process" if args.serial else
              f"{args.workers or os.cpu_count()} local processes")
-    created = new_folders(folder)
-    out_dir(folder, "--results")
+    created = _study.new_folders(folder)
+    _study.out_dir(folder, "--results")
     if args.fresh and os.path.exists(args.results):
         os.remove(args.results)
     print(f"{args.search} search: {len(configs)} trials on {where}; results in {args.results}")
@@ -137,7 +120,7 @@ def run(args):
                                  progress=not args.no_progress,
                                  connect_timeout=args.connect_timeout)
     except (sweep.SchedulerError, ValueError) as error:
-        remove_empty(created)
+        _study.remove_empty(created)
         message = str(error).removeprefix("run_sweep: ")
         if isinstance(error, ValueError):
             message = message.replace("pass extend=True to add to it",

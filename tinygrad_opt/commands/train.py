@@ -33,28 +33,13 @@ import re
 
 import tinygrad_opt as tg
 
-from .. import nn
 from .. import train as training  # fit looked up at call time: tests wrap it
-from ..cli import CommandError
 from ..data import first_non_finite, train_val_test_split
 from ..study.race import format_rows
 from ..train import DivergenceError, TrainingInterrupted, evaluate
 from ..train_step import closure_contract, residual_form
-from . import _schedules, _study
-from ._study import (
-    DATASETS,
-    add_data_arguments,
-    add_progress,
-    at_least,
-    is_classification,
-    loss_for,
-    mlp_data,
-    optimizer,
-    optimizers,
-    out_dir,
-    usage,
-    with_lr,
-)
+from . import CommandError, _schedules, _study
+from ._study import usage
 
 HELP = "train an MLP on moons/circles/spirals/... or a .csv/.npz file with any optimizer"
 
@@ -65,10 +50,11 @@ TEST_REMINDER = ("test: scored on request (--test); choose nothing by it (the le
 
 
 def add_arguments(parser):
-    add_data_arguments(parser, samples=500, hidden="16-16",
-                       data_help=f"{', '.join(DATASETS)} (default moons), or a .npz (X, y) or "
-                                 ".csv file (last column: the target)",
-                       activation_help="relu, tanh (default), sigmoid, leaky_relu")
+    _study.add_data_arguments(
+        parser, samples=500, hidden="16-16",
+        data_help=f"{', '.join(_study.DATASETS)} (default moons), or a .npz (X, y) or .csv file "
+                  "(last column: the target)",
+        activation_help="relu, tanh (default), sigmoid, leaky_relu")
     parser.add_argument("--optimizer", default="adam", metavar="SPEC[,SPEC]",
                         help="name[:key=value,...], e.g. sgd:momentum=0.9 (the names: "
                              "tinygrad-opt race --list); first- and second-order alike: lbfgs, "
@@ -95,7 +81,7 @@ def add_arguments(parser):
                         help="continue the run saved in DIR exactly, with its settings (only "
                              "--epochs, --test, --quiet and --no-progress apply)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    add_progress(parser)
+    _study.add_progress(parser)
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -159,16 +145,12 @@ class _Run:
 
     def __init__(self, settings, folder):
         self.settings, self.folder, self.label = settings, folder, settings["label"]
-        X, y, self.layer_sizes = mlp_data(argparse.Namespace(**settings))
+        X, y, self.layer_sizes = _study.mlp_data(argparse.Namespace(**settings))
         self.split = train_val_test_split(X, y, seed=settings["seed"])
-        tg.manual_seed(settings["seed"])
-        try:
-            self.model = nn.MLP(self.layer_sizes, activation=settings["activation"])
-        except ValueError as error:
-            raise usage(f"--activation: {error}") from None
-        spec = optimizer(settings["optimizer"])
+        self.model = _study.seeded_mlp(self.layer_sizes, settings["activation"], settings["seed"])
+        spec = _study.optimizer(settings["optimizer"])
         self.optimizer = spec.build(self.model.parameters())
-        self.loss_fn = loss_for(y)
+        self.loss_fn = _study.loss_for(y)
         if closure_contract(self.optimizer) == "residual" and residual_form(self.loss_fn) is None:
             raise usage(f"--optimizer {spec.name}: {type(self.optimizer).__name__} fits a sum of "
                         "squares and the cross entropy of a classifier has no residual form; "
@@ -238,17 +220,18 @@ def run(args):
         with open(path, encoding="utf-8") as handle:
             settings = json.load(handle)
         if args.epochs is not None:
-            settings["epochs"] = at_least(args.epochs, 1, "--epochs")
+            settings["epochs"] = _study.at_least(args.epochs, 1, "--epochs")
         runs = [_Run(settings, args.resume).train(args, resume=True)]
         _report(runs, args, args.resume)
         return 0
 
-    epochs = at_least(EPOCHS if args.epochs is None else args.epochs, 1, "--epochs")
-    at_least(args.samples, 10, "--samples")
-    specs = [with_lr(spec, args.lr) for spec in optimizers(args.optimizer, "--optimizer")]
+    epochs = _study.at_least(EPOCHS if args.epochs is None else args.epochs, 1, "--epochs")
+    _study.at_least(args.samples, 10, "--samples")
+    specs = [_study.with_lr(spec, args.lr)
+             for spec in _study.optimizers(args.optimizer, "--optimizer")]
     batches = _batch_sizes(args.batch_size)
     _schedules.check(args.schedule, epochs)
-    X, y, _ = mlp_data(args)
+    X, y, _ = _study.mlp_data(args)
     _check_data(args.data, X, y)
     base = {"data": args.data, "samples": args.samples, "noise": args.noise,
             "hidden": args.hidden, "activation": args.activation, "seed": args.seed,
@@ -261,7 +244,7 @@ def run(args):
             folder = os.path.join(args.out, _folder_name(label)) if several else args.out
             runs.append(_Run(dict(base, optimizer=spec_text(spec), batch_size=batch,
                                   label=label), folder))
-    out_dir(args.out)
+    _study.out_dir(args.out)
     _report([run.train(args) for run in runs], args, args.out)
     return 0
 
@@ -269,7 +252,7 @@ def run(args):
 def _report(runs, args, folder):
     """The table (validation; test with --test) and the pictures of all runs."""
     first = runs[0]
-    classify = is_classification(first.split.train[1])
+    classify = _study.is_classification(first.split.train[1])
     head = ["run", "train loss", "val loss"] + (["val acc"] if classify else [])
     if args.test:
         head += ["test loss"] + (["test acc"] if classify else [])
@@ -285,17 +268,16 @@ def _report(runs, args, folder):
     print(format_rows(head, rows))
     if args.test:
         print(TEST_REMINDER)
-    written = [f"{os.path.basename(r.folder) or r.folder}/" for r in runs] \
-        if len(runs) > 1 else ["run.json", "checkpoint.npz", "history.json", "model.npz"]
+    written = _study.Outputs(folder, [f"{os.path.basename(r.folder) or r.folder}/" for r in runs]
+                             if len(runs) > 1 else [RUN_FILE, CHECKPOINT_FILE, "history.json",
+                                                    "model.npz"])
     plots = _study.plots_or_none()
     if plots is not None:
         histories = {r.label: r.history for r in runs}
-        plots.loss_curves(histories, os.path.join(folder, "loss.png"))
-        plots.train_val_curves(histories, os.path.join(folder, "curves.png"))
-        written += ["loss.png", "curves.png"]
+        plots.loss_curves(histories, written.path("loss.png"))
+        plots.train_val_curves(histories, written.path("curves.png"))
         X, y = first.split.train
         if classify and X.shape[1] == 2:
             plots.decision_boundaries({r.label: r.model for r in runs}, X, y,
-                                      os.path.join(folder, "boundary.png"))
-            written.append("boundary.png")
-    print(f"wrote {', '.join(written)} in {folder}")
+                                      written.path("boundary.png"))
+    written.report()

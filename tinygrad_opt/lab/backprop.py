@@ -17,9 +17,7 @@ import tinygrad_opt as tg
 from .. import draw as _graph
 from .. import nn
 from .. import op as op_module
-from ..cli import UsageError
-from ..commands.expr import FUNCTIONS, ExpressionError, evaluate
-from ..commands.graph import differentiate
+from ..study.expressions import FUNCTIONS, ExpressionError, differentiate, evaluate
 from . import limits
 from .requests import BadRequest, number, text
 
@@ -142,8 +140,8 @@ def graph(body):
     if order == 2:
         try:
             root = differentiate(root, list(leaves.values()), 2)
-        except UsageError as error:
-            raise BadRequest(f"order 2: {str(error).replace('--order: ', '')}") from None
+        except ExpressionError as error:
+            raise BadRequest(f"order 2: {error}") from None
     steps, totals, edge_grads = _trace(root)
     if len(steps) > limits.MAX_GRAPH_OPS:
         raise BadRequest(f"the graph has {len(steps)} backward functions; the page draws at "

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend
+from .. import backend, capture
 from ..creation import generator
 from ..op import is_grad_enabled
 from ..ops.reduce import SelectAlong
@@ -89,33 +89,45 @@ def _labels(where, target, like):
     return array if array.dtype == np.int64 else array.astype(np.int64)
 
 
+@capture.host_call  # tg.jit checks the labels of every call again
+def _checked_labels(where, labels, n_classes, ignore_index):
+    """Raise unless every label of host ``labels`` is a class or ignore_index; return
+    the mask of the ignored labels, or None when none is ignored."""
+    ignored = None
+    # One reduction checks the common case: seen as unsigned, a negative label is huge.
+    in_range = labels.size == 0 or int(labels.view(np.uint64).max()) < n_classes
+    if ignore_index is not None and (not in_range or 0 <= ignore_index < n_classes):
+        mask = labels == ignore_index
+        if bool(mask.any()):
+            ignored = mask
+    kept = labels if ignored is None else labels[~ignored]
+    low, high = (0, 0) if in_range or not kept.size else (int(kept.min()), int(kept.max()))
+    if low < 0 or high >= n_classes:
+        bad = low if low < 0 else high
+        raise IndexError(f"{where}: target {bad} is out of bounds: the labels must be in "
+                         f"[0, {n_classes - 1}] for an input with {n_classes} classes"
+                         + ("" if ignore_index is None else
+                            f" (or equal ignore_index={ignore_index})") + ".")
+    return ignored
+
+
 def _sample_weights(where, labels, n_classes, weight, ignore_index, like):
     """Check the labels and give (labels safe to index with, per-sample weights or None,
     sum of the weights, mask of the ignored labels or None): ignored labels get weight 0,
     others the class weight."""
     xp = backend.xp_of((labels,))
     ignored = None
-    if type(labels) is not np.ndarray:
+    if type(labels) is np.ndarray:
+        ignored = _checked_labels(where, labels, n_classes, ignore_index)
+    else:
         # On a GPU, reading min/max back would stop the device at every step: as PyTorch on
         # CUDA, device labels are not range-checked here, and ignore_index is masked
-        # without first asking whether it occurs.
+        # without first asking whether it occurs. (Host labels that tg.jit records are
+        # masked the same way, and checked again at every replay by a host call.)
         if ignore_index is not None:
             ignored = labels == ignore_index
-    else:
-        # One reduction checks the common case: seen as unsigned, a negative label is huge.
-        in_range = labels.size == 0 or int(labels.view(np.uint64).max()) < n_classes
-        if ignore_index is not None and (not in_range or 0 <= ignore_index < n_classes):
-            mask = labels == ignore_index
-            if bool(mask.any()):
-                ignored = mask
-        kept = labels if ignored is None else labels[~ignored]
-        low, high = (0, 0) if in_range or not kept.size else (int(kept.min()), int(kept.max()))
-        if low < 0 or high >= n_classes:
-            bad = low if low < 0 else high
-            raise IndexError(f"{where}: target {bad} is out of bounds: the labels must be in "
-                             f"[0, {n_classes - 1}] for an input with {n_classes} classes"
-                             + ("" if ignore_index is None else
-                                f" (or equal ignore_index={ignore_index})") + ".")
+        if isinstance(labels, np.ndarray):
+            _checked_labels(where, labels, n_classes, ignore_index)
     weights = None
     if weight is not None:
         w = _array_on(weight, like, like.dtype)
@@ -387,6 +399,13 @@ def _soft_cross_entropy(input, target, weight, reduction, label_smoothing):
     return _reduce(losses, reduction)
 
 
+@capture.host_call  # tg.jit checks the values of every call again
+def _check_probabilities(data):
+    if data.size and (data.min() < 0 or data.max() > 1):
+        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and "
+                         "1 (probabilities); for logits use binary_cross_entropy_with_logits.")
+
+
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-w (y log x + (1 - y) log(1 - x)) for probabilities x in [0, 1], each log
     clamped at -100 (so x = 0 or 1 gives a finite loss and gradient), as PyTorch."""
@@ -394,10 +413,8 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     input = _tensor(input)
     target = _tensor(target, input)
     _same_shape("binary_cross_entropy", input, target)
-    data = input.data
-    if isinstance(data, np.ndarray) and data.size and (data.min() < 0 or data.max() > 1):
-        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and "
-                         "1 (probabilities); for logits use binary_cross_entropy_with_logits.")
+    if isinstance(input.data, np.ndarray):
+        _check_probabilities(input.data)
     loss = fused.BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * _tensor(weight, input).detach()

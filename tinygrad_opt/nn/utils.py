@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import backend, capture
 from ..autograd.zero_grads import zero_grads  # noqa: F401 -- users import it from here
 from ..functions import cat
 from ..op import no_grad
@@ -17,6 +17,7 @@ def _as_list(parameters):
     return list(parameters)
 
 
+@capture.host_call  # tg.jit runs it again at every replay (it replaces .grad)
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
                     foreach=None):
     """Scale the gradients so that their joint norm is at most ``max_norm``.
@@ -69,6 +70,7 @@ def _vector_norm(xp, array, p):
     return (xp.abs(array) ** p).sum() ** (1.0 / p)
 
 
+@capture.host_call  # tg.jit runs it again at every replay (it replaces .grad)
 def clip_grad_value_(parameters, clip_value, foreach=None):
     """Clamp every gradient element into [-clip_value, clip_value] (new arrays, not in
     place)."""

@@ -22,6 +22,7 @@ from .elementwise import (
                           Sqrt,
                           Sub,
                           Tanh,
+                          TanhBackward,
                           Where,
 )
 from .matmul import MatMul
@@ -80,6 +81,7 @@ __all__ = [
                           "Sum",
                           "SumTo",
                           "Tanh",
+                          "TanhBackward",
                           "ToDevice",
                           "Where",
 ]

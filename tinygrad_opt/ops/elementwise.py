@@ -238,7 +238,48 @@ class Tanh(Elementwise):
 
     @staticmethod
     def backward(ctx, g, out):
-        return (g * (1 - out * out),)
+        return (TanhBackward.apply(g, out),)
+
+
+class TanhBackward(Elementwise):
+    """Tanh's derivative as one op (PyTorch's ``tanh_backward``): d = g*(1 - z^2)
+    for the gradient g and tanh's output z.  dd/dg = G*(1 - z^2),  dd/dz = -2*G*g*z.
+
+    One node instead of three (z*z, 1 - that, g * that) in the graph of a gradient
+    (create_graph=True), and one new array instead of three: a Hessian-vector
+    product keeps that graph alive until its second backward has run. Its value and
+    its derivatives are the three ops', bit for bit (same operations, same order).
+    """
+
+    saves_output = False  # its backward reads the inputs' values only (see Op)
+
+    @staticmethod
+    def forward(xp, g, z):
+        slope = xp.empty_like(z)  # an array even for a 0-d z, so the steps can be in place
+        xp.multiply(z, z, out=slope)
+        xp.subtract(1, slope, out=slope)
+        if slope.shape == g.shape and slope.dtype == g.dtype:
+            return xp.multiply(g, slope, out=slope)
+        return g * slope  # g broadcasts (a batched backward) or promotes
+
+    @staticmethod
+    def backward(ctx, G, out):
+        g, z = ctx.inputs
+        needs = ctx.needs_input_grad
+        return (TanhBackward.apply(G, z) if needs[0] else None), \
+            (_times_minus_two(G, g, z) if needs[1] else None)
+
+
+def _times_minus_two(G, g, z):
+    """-2*G*g*z, as (G*g)*z*-2: the three ops' backward made -(G*g)*z twice and
+    added them, an exact doubling, so the bits are the same. With no graph to
+    record (and one dtype), computed in place on one new array instead of three."""
+    if op_module.is_grad_enabled() or not G.dtype == g.dtype == z.dtype:
+        return G * g * z * -2.0
+    product = G.data * g.data
+    product *= z.data  # (a 0-d product is a NumPy scalar: *= then makes a new one)
+    product *= -2.0
+    return op_module.Tensor.constant(product)
 
 
 class Arctan(Elementwise):

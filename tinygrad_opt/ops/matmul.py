@@ -49,8 +49,17 @@ class MatMul(Op):
             gx = g2 @ y.reshape(1, -1) if needs[0] else None
             gy = (x.transpose(-1, -2) @ g2).squeeze(-1) if needs[1] else None
             return gx, gy
-        gx = g @ y.transpose(-1, -2) if needs[0] else None
-        gy = x.transpose(-1, -2) @ g if needs[1] else None
+        # Each gradient is laid out as its input is: for a transposed view (x @ W.T),
+        # the transposed product (same values), whose transpose back in Permute's
+        # backward is then contiguous -- so the sums of gradients that follow never
+        # mix layouts (adding a matrix to a transposed one is many times slower).
+        gx = gy = None
+        if needs[0]:
+            gx = (y @ g.transpose(-1, -2)).transpose(-1, -2) if _is_transposed(x) \
+                else g @ y.transpose(-1, -2)
+        if needs[1]:
+            gy = (g.transpose(-1, -2) @ x).transpose(-1, -2) if _is_transposed(y) \
+                else x.transpose(-1, -2) @ g
         return gx, gy
 
     @staticmethod
@@ -78,6 +87,12 @@ class MatMul(Op):
         elif needs[1]:                                        # (y is a matrix here)
             gy = _product(x2.swapaxes(-1, -2), G2)
         return gx, gy
+
+
+def _is_transposed(t):
+    """True for a matrix whose data is a transposed view (column-major), as W.T is."""
+    flags = t.data.flags
+    return t.ndim == 2 and flags.f_contiguous and not flags.c_contiguous
 
 
 def _stacked_rows_times(rows, w):

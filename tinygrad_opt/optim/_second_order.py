@@ -40,6 +40,13 @@ class ClosureError(RuntimeError):
     pass
 
 
+def check_choice(owner, name, value, choices):
+    """One-sentence ValueError unless ``value`` is one of ``choices`` (an option that
+    names a method: ``line_search``, ``solver``, ...)."""
+    if value not in choices:
+        raise ValueError(f"{owner}: {name} must be one of {choices}, got {value!r}.")
+
+
 def evaluate(closure, who):
     """Run the closure under grad mode and check that its result has a graph."""
     with enable_grad():
@@ -243,6 +250,18 @@ class SecondOrderOptimizer(Optimizer):
     def _finish(self, record, message, converged=True):
         record["converged"] = converged
         record["message"] = message
+
+    def _begin_iteration(self, record, f0, g, gmax):
+        """Count the iteration, record its starting loss ``f0`` and hand the gradient ``g``
+        to ``.grad``; True (and the record says converged) when max|g| is already within
+        ``tolerance_grad``: no step to take."""
+        record["nit"] += 1
+        record["loss_history"].append(f0)
+        self._set_grads(g)
+        if gmax <= self.param_groups[0]["tolerance_grad"]:
+            self._finish(record, "converged: max|g| <= tolerance_grad")
+            return True
+        return False
 
 
 def max_abs(xp, v):

@@ -3,7 +3,7 @@
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
-from .optimizer import Optimizer, advance_step, check_number
+from .optimizer import Optimizer, check_number
 
 
 class Adadelta(Optimizer):
@@ -44,17 +44,13 @@ class Adadelta(Optimizer):
 
     def _step_group(self, group):
         buffers = ("square_avg", "acc_delta")
-        params = self._params_with_grad(group)
-        states = [self._lazy_state(p, buffers) for p in params]
-        for state in states:
-            advance_step(state)
 
-        def update(param, grad, arrays, k):
+        def update(param, grad, arrays, step):
             _adadelta(param, grad, arrays["square_avg"], arrays["acc_delta"],
                       lr=group["lr"], rho=group["rho"], eps=group["eps"],
                       weight_decay=group["weight_decay"], maximize=group["maximize"])
 
-        self._update_all(group, params, states, buffers, update)
+        self._step_elementwise(group, buffers, update)
 
 
 @fusable("adadelta")  # CuPy arrays take the fused kernel of cuda_kernels.py

@@ -4,7 +4,7 @@ from ..backend import xp_of
 from ..cuda_kernels import fusable
 from ..tensor import Tensor
 from . import _rules
-from .optimizer import Optimizer, advance_step, check_number, step_tensor
+from .optimizer import Optimizer, check_number, step_tensor
 
 
 class Adagrad(Optimizer):
@@ -65,20 +65,18 @@ class Adagrad(Optimizer):
         check_number("eps", group["eps"], 0.0, what="epsilon value")
 
     def _step_group(self, group):
-        params = self._params_with_grad(group)
-        for p in params:
-            if len(self.state[p]) == 0:  # a group added later, or a state dict without p
+        def new_state(p):  # a group added later, or a state dict without p
+            if len(self.state[p]) == 0:
                 self._init_state({**group, "params": [p]})
-        states = [self.state[p] for p in params]
-        steps = [advance_step(state) for state in states]
+            return self.state[p]
 
-        def update(param, grad, arrays, k):
-            _adagrad(param, grad, arrays["sum"], step=steps[k],
+        def update(param, grad, arrays, step):
+            _adagrad(param, grad, arrays["sum"], step=step,
                      lr=group["lr"], lr_decay=group["lr_decay"],
                      weight_decay=group["weight_decay"], eps=group["eps"],
                      maximize=group["maximize"])
 
-        self._update_all(group, params, states, ("sum",), update)
+        self._step_elementwise(group, ("sum",), update, new_state)
 
 
 @fusable("adagrad")  # CuPy arrays take the fused kernel of cuda_kernels.py

@@ -5,7 +5,7 @@ import math
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
-from .optimizer import Optimizer, advance_step, check_number
+from .optimizer import Optimizer, check_number
 
 
 def check_betas(betas):
@@ -96,24 +96,20 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         amsgrad = group["amsgrad"]
         buffers = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
-        params = self._params_with_grad(group)
-        states = [self._lazy_state(p, buffers) for p in params]
-        steps = [advance_step(state) for state in states]
-        if not group["bias_correction"]:
-            # 1 - βᵗ is exactly 1 at t = ∞ (β < 1): the same rule, fused or not,
-            # then skips both corrections.
-            steps = [math.inf] * len(steps)
+        # 1 - βᵗ is exactly 1 at t = ∞ (β < 1): without bias correction the same
+        # rule, fused or not, then skips both corrections.
+        corrected = group["bias_correction"]
 
-        def update(param, grad, arrays, k):
+        def update(param, grad, arrays, step):
             _adam(param, grad, arrays["exp_avg"], arrays["exp_avg_sq"],
                   arrays["max_exp_avg_sq"] if amsgrad else None,
-                  step=steps[k], lr=group["lr"], beta1=beta1, beta2=beta2,
-                  eps=group["eps"], weight_decay=group["weight_decay"], amsgrad=amsgrad,
-                  maximize=group["maximize"],
+                  step=step if corrected else math.inf, lr=group["lr"], beta1=beta1,
+                  beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                  amsgrad=amsgrad, maximize=group["maximize"],
                   decoupled_weight_decay=group["decoupled_weight_decay"],
                   eps_inside_sqrt=group["eps_inside_sqrt"])
 
-        self._update_all(group, params, states, buffers, update)
+        self._step_elementwise(group, buffers, update)
 
 
 class AdamW(Adam):

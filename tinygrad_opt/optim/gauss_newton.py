@@ -38,7 +38,7 @@ from ..linalg import solvers
 from ..op import enable_grad, no_grad
 from ..tensor import Tensor
 from . import line_search as ls
-from ._second_order import SecondOrderOptimizer, evaluate
+from ._second_order import SecondOrderOptimizer, check_choice, evaluate
 
 SOLVERS = ("svd", "normal", "cg")
 JACOBIANS = ("auto", "rows", "columns")
@@ -239,11 +239,8 @@ class GaussNewton(_LeastSquares):
 
     def __init__(self, params, lr=1.0, line_search=None, solver="svd", jacobian="auto",
                  tolerance_grad=1e-12, xtol=1e-10, cg_tol=1e-10, max_cg_iter=None, c1=1e-4):
-        if solver not in SOLVERS:
-            raise ValueError(f"GaussNewton: solver must be one of {SOLVERS}, got {solver!r}.")
-        if jacobian not in JACOBIANS:
-            raise ValueError(f"GaussNewton: jacobian must be one of {JACOBIANS}, got "
-                             f"{jacobian!r}.")
+        check_choice("GaussNewton", "solver", solver, SOLVERS)
+        check_choice("GaussNewton", "jacobian", jacobian, JACOBIANS)
         if line_search not in (None, "armijo"):
             raise ValueError(f"GaussNewton: line_search must be None or 'armijo', got "
                              f"{line_search!r}.")
@@ -403,12 +400,8 @@ class LevenbergMarquardt(_LeastSquares):
         if lambda_update not in ("trust_region", "nielsen", "multiplicative"):
             raise ValueError(f"LevenbergMarquardt: lambda_update must be 'trust_region', "
                              f"'nielsen' or 'multiplicative', got {lambda_update!r}.")
-        if solver not in SOLVERS:
-            raise ValueError(f"LevenbergMarquardt: solver must be one of {SOLVERS}, got "
-                             f"{solver!r}.")
-        if jacobian not in JACOBIANS:
-            raise ValueError(f"LevenbergMarquardt: jacobian must be one of {JACOBIANS}, got "
-                             f"{jacobian!r}.")
+        check_choice("LevenbergMarquardt", "solver", solver, SOLVERS)
+        check_choice("LevenbergMarquardt", "jacobian", jacobian, JACOBIANS)
         if solver == "cg" and damping == "marquardt":
             raise ValueError("LevenbergMarquardt: solver='cg' never forms J, so it cannot "
                              "scale by diag(JᵀJ); use damping='levenberg' with it.")

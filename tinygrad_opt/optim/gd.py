@@ -4,7 +4,7 @@ from ..autograd import grad
 from ..backend import host_floats
 from ..op import enable_grad
 from ..tensor import Tensor
-from ._second_order import SecondOrderOptimizer
+from ._second_order import SecondOrderOptimizer, check_choice
 from .optimizer import check_number
 
 LINE_SEARCHES = (None, "armijo", "strong_wolfe", "exact")
@@ -44,9 +44,7 @@ class GD(SecondOrderOptimizer):
 
     def __init__(self, params, lr=1.0, line_search="armijo", c1=1e-4, c2=0.9,
                  tolerance_grad=1e-7):
-        if line_search not in LINE_SEARCHES:
-            raise ValueError(f"GD: line_search must be one of {LINE_SEARCHES}, got "
-                             f"{line_search!r}.")
+        check_choice("GD", "line_search", line_search, LINE_SEARCHES)
         check_number("lr", lr, 0.0, low_open=True, what="learning rate")
         defaults = dict(lr=lr, line_search=line_search, c1=c1, c2=c2,
                         tolerance_grad=tolerance_grad)
@@ -57,13 +55,9 @@ class GD(SecondOrderOptimizer):
         xp = self._xp
         want_hvp = group["line_search"] == "exact"
         loss, grads, g = self._loss_and_grad(closure, create_graph=want_hvp)
-        f0, gnorm_max, gg = host_floats(xp, loss.data.reshape(()), xp.abs(g).max(), (g * g).sum())
-        record["nit"] += 1
-        record["loss_history"].append(f0)
-        self._set_grads(g)
+        f0, gmax, gg = host_floats(xp, loss.data.reshape(()), xp.abs(g).max(), (g * g).sum())
         result = loss.detach()
-        if gnorm_max <= group["tolerance_grad"]:
-            self._finish(record, "converged: max|g| <= tolerance_grad")
+        if self._begin_iteration(record, f0, g, gmax):
             return result
         d = -g
         search = group["line_search"]

@@ -23,11 +23,13 @@ a mean loss over N samples the captured ∂L/∂s is g/N, so it is multiplied by
 The inputs and output gradients are captured by wrapping each Linear's
 forward (an instance attribute; the class is untouched): the forward records ā
 and passes s through an identity op whose backward records ∂L/∂s.
+
+A layer is told by what it carries, as :class:`~tinygrad_opt.nn.Linear` does (see
+``is_affine_layer``), not by importing ``nn``: the optimizers stand below the layers.
 """
 
 from ..backend import xp_of
 from ..linalg import solvers
-from ..nn.linear import Linear
 from ..op import Function, enable_grad
 from ..tensor import Tensor
 from .sgd import SGD
@@ -47,6 +49,16 @@ class _Capture(Function):
     def backward(ctx, grad):
         ctx.sink(grad.data)
         return grad, None
+
+
+def is_affine_layer(module):
+    """True for a layer s = x Wᵀ + b as ``nn.Linear`` and its subclasses build it: it has
+    ``in_features``, ``out_features``, a ``bias`` (None or a Parameter) and a ``weight``
+    of shape (out_features, in_features)."""
+    weight = getattr(module, "weight", None)
+    return (hasattr(module, "bias") and weight is not None
+            and tuple(weight.shape) == (getattr(module, "out_features", None),
+                                        getattr(module, "in_features", None)))
 
 
 def _inverse(M, damping):
@@ -84,7 +96,7 @@ class KFAC(SGD):
         self.damping, self.factor_decay = float(damping), float(factor_decay)
         self.inv_update_steps = int(inv_update_steps)
         self.kl_clip = kl_clip
-        self.layers = [m for m in model.modules() if isinstance(m, Linear)]
+        self.layers = [m for m in model.modules() if is_affine_layer(m)]
         if not self.layers:
             raise ValueError(f"KFAC: {type(model).__name__} has no Linear layer to precondition.")
         self.kfac_state = [{"A": None, "G": None, "A_inv": None, "G_inv": None, "a": None,

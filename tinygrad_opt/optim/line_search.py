@@ -234,7 +234,10 @@ def _value_and_grad(fn, xd):
     return f.data.reshape(()), g
 
 
-def _start(fn, xd, dd, loss, grad):
+def _start(fn, x, d, loss, grad):
+    """(xd, dd, xp, f0, g0, gtd0): the arrays of x and d, their namespace, f(x), ∇f(x)
+    (``loss`` and ``grad`` when given, else one evaluation) and the slope ∇f(x)ᵀd."""
+    xd, dd = _arrays(x, d)
     xp = xp_of((xd,))
     if loss is None or grad is None:
         f0, g0 = _value_and_grad(fn, xd)
@@ -242,7 +245,13 @@ def _start(fn, xd, dd, loss, grad):
         f0 = loss.data if isinstance(loss, Tensor) else xp.asarray(loss)
         g0 = grad.data if isinstance(grad, Tensor) else grad
     f0, gtd0 = host_floats(xp, f0, (g0 * dd).sum())
-    return xp, f0, g0, gtd0
+    return xd, dd, xp, f0, g0, gtd0
+
+
+def _not_descending(f0, gtd0):
+    """The result of a search along a d that does not descend: no step."""
+    return LineSearchResult(0.0, f0, None, gtd0, 0, False,
+                            f"d is not a descent direction (∇fᵀd = {gtd0:.3e} >= 0)")
 
 
 def armijo(fn, x, d, *, loss=None, grad=None, lr=1.0, c1=1e-4, shrink=0.5, max_evals=40):
@@ -258,11 +267,10 @@ def armijo(fn, x, d, *, loss=None, grad=None, lr=1.0, c1=1e-4, shrink=0.5, max_e
         lr: the first trial step. c1: sufficient-decrease constant.
         shrink: the largest factor a failed trial keeps. max_evals: cap.
     """
-    xd, dd = _arrays(x, d)
-    xp, f0, _, gtd0 = _start(fn, xd, dd, loss, grad)
+    xd, dd, xp, f0, _, gtd0 = _start(fn, x, d, loss, grad)
     if not gtd0 < 0:
-        return LineSearchResult(0.0, f0, None, gtd0, 0, False,
-                                f"d is not a descent direction (∇fᵀd = {gtd0:.3e} >= 0)")
+        return _not_descending(f0, gtd0)
+
     def phi_value(t):
         return host_floats(xp, fn(Tensor.constant(xd + t * dd)).data.reshape(()))[0]
 
@@ -281,11 +289,9 @@ def strong_wolfe(fn, x, d, *, loss=None, grad=None, lr=1.0, c1=1e-4, c2=0.9,
     the bracket held when it became narrower than ``tolerance_change`` or
     ``max_ls`` evaluations were spent.
     """
-    xd, dd = _arrays(x, d)
-    xp, f0, g0, gtd0 = _start(fn, xd, dd, loss, grad)
+    xd, dd, xp, f0, g0, gtd0 = _start(fn, x, d, loss, grad)
     if not gtd0 < 0:
-        return LineSearchResult(0.0, f0, None, gtd0, 0, False,
-                                f"d is not a descent direction (∇fᵀd = {gtd0:.3e} >= 0)")
+        return _not_descending(f0, gtd0)
 
     def obj(t):
         f, g = _value_and_grad(fn, xd + t * dd)

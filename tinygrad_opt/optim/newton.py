@@ -3,7 +3,7 @@
 from ..autograd.batched import hessian_from_gradient
 from ..backend import host_floats
 from ..linalg import solvers
-from ._second_order import SecondOrderOptimizer
+from ._second_order import SecondOrderOptimizer, check_choice
 
 MODIFICATIONS = (None, "damping", "abs", "clip")
 LINE_SEARCHES = (None, "armijo", "strong_wolfe")
@@ -47,12 +47,8 @@ class Newton(SecondOrderOptimizer):
 
     def __init__(self, params, lr=1.0, modification="damping", line_search=None,
                  min_curvature=1e-8, tolerance_grad=1e-7, c1=1e-4, c2=0.9):
-        if modification not in MODIFICATIONS:
-            raise ValueError(f"Newton: modification must be one of {MODIFICATIONS}, got "
-                             f"{modification!r}.")
-        if line_search not in LINE_SEARCHES:
-            raise ValueError(f"Newton: line_search must be one of {LINE_SEARCHES}, got "
-                             f"{line_search!r}.")
+        check_choice("Newton", "modification", modification, MODIFICATIONS)
+        check_choice("Newton", "line_search", line_search, LINE_SEARCHES)
         defaults = dict(lr=lr, modification=modification, line_search=line_search,
                         min_curvature=min_curvature, tolerance_grad=tolerance_grad, c1=c1, c2=c2)
         super().__init__(params, defaults)
@@ -62,12 +58,8 @@ class Newton(SecondOrderOptimizer):
         xp = self._xp
         loss, grads, g = self._loss_and_grad(closure, create_graph=True)
         f0, gmax = host_floats(xp, loss.data.reshape(()), xp.abs(g).max())
-        record["nit"] += 1
-        record["loss_history"].append(f0)
-        self._set_grads(g)
         result = loss.detach()
-        if gmax <= group["tolerance_grad"]:
-            self._finish(record, "converged: max|g| <= tolerance_grad")
+        if self._begin_iteration(record, f0, g, gmax):
             return result
         H = hessian_from_gradient(grads, self._params, xp, self._numel)
         record["nhev"] += 1

@@ -13,8 +13,9 @@ arithmetic itself is one pure function on raw arrays (``_sgd``, ``_adam``,
 faster kernel can replace it. An algorithm that needs more than one gradient
 per step (Newton, BFGS, L-BFGS) overrides ``step`` instead.
 
-A rule made only of elementwise operations goes through :meth:`_update_all`,
-which runs it once over flat buffers holding a group's small parameters
+A rule made only of elementwise operations goes through :meth:`_step_elementwise`
+(or, given the states, :meth:`_update_all`), which runs it once over flat
+buffers holding a group's small parameters and their step counts
 (``optim/flat.py``: torch's ``foreach`` for NumPy, bit-identical to the
 per-parameter calls) and falls back to one call per parameter whenever
 flattening would not be exact or safe.
@@ -29,7 +30,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .. import backend, versions
+from .. import backend, capture, versions
 from ..autograd.zero_grads import zero_grads
 from ..op import enable_grad, no_grad
 from ..tensor import Tensor
@@ -194,6 +195,14 @@ class Optimizer:
         a gradient array may be shared)."""
         zero_grads([p for group in self.param_groups for p in group["params"]], set_to_none)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:  # every override too: see step's decorator
+            cls.step = capture.host_call(cls.step)
+
+    # tg.jit does not record a step op by op but runs it again at every replay:
+    # it reads values that change from call to call (the step count, a scheduled lr).
+    @capture.host_call
     def step(self, closure=None):
         """One update of every parameter that has a gradient.
 
@@ -375,10 +384,48 @@ class Optimizer:
                 state[name] = Tensor.constant(xp.zeros_like(p.data))
         return state
 
+    def _step_elementwise(self, group, names, update, new_state=None, counts_steps=True):
+        """One step of an elementwise rule for every parameter of ``group`` that
+        has a gradient: ``update(param, grad, {name: array}, t)`` on raw arrays,
+        t being the parameter's ``step`` after this step's increment (None when
+        the algorithm keeps no step count, ``counts_steps=False``).
+
+        ``new_state(p)`` gives p's state dict, created at its first step
+        (default: :meth:`_lazy_state` with a zero array for each of ``names``).
+        A rule that makes a buffer at its first step instead (SGD's momentum)
+        puts it into the dict of arrays it is given, and the buffer joins p's
+        state.
+
+        While the group's flat layout (:mod:`.flat`) still holds, the whole step
+        is the layout's: one ``+= 1`` advances every flat step count, one call of
+        the rule updates every flat parameter; only the large ones go one by one.
+        Otherwise every state is looked up and advanced in turn and
+        :meth:`_update_all` runs the rule, building a new layout where it can.
+        """
+        params = self._params_with_grad(group)
+        states = list(map(self.state.__getitem__, params))
+        if new_state is None:
+            def new_state(p):
+                return self._lazy_state(p, names)
+        layout = self.__dict__.get("_flat_layouts", {}).get(id(group))
+        if layout is not None and layout.holds(params, states):
+            t = layout.advance() if counts_steps else None
+            layout.run(lambda param, grad, arrays: update(param, grad, arrays, t))
+            for k in layout.rest:
+                state = new_state(params[k])
+                _update_one(params[k], state, names, update,
+                            advance_step(state) if counts_steps else None)
+            return
+        states = [new_state(p) for p in params]
+        steps = [advance_step(state) for state in states] if counts_steps else None
+        self._update_all(group, params, states, names,
+                         lambda param, grad, arrays, k: update(
+                             param, grad, arrays, None if steps is None else steps[k]),
+                         scalars=("step",) if counts_steps else ())
 
     def _update_all(self, group, params, states, names, update, scalars=("step",)):
         """Apply an elementwise rule to every parameter of ``params`` (with their
-        state dicts ``states`` and state buffer names ``names``):
+        state dicts ``states`` = ``self.state[p]``, state buffer names ``names``):
         ``update(param, grad, {name: array}, k)`` on raw arrays, k being the
         parameter's position in ``params`` (for its host scalars: ``step``, ...).
 
@@ -390,23 +437,28 @@ class Optimizer:
         Only rules made of elementwise operations may come here: a per-parameter
         reduction would change on a concatenation.
         """
-        small = [k for k, p in enumerate(params) if p.data.size <= flat.MAX_SIZE]
         layouts = self.__dict__.setdefault("_flat_layouts", {})
         if id(group) not in layouts and layouts:  # forget layouts of replaced groups
             live = {id(g) for g in self.param_groups}
             for key in [k for k in layouts if k not in live]:
                 del layouts[key]
-        if small and flat.flat_step(
-                layouts, id(group), [params[k] for k in small], [states[k] for k in small],
-                names, lambda param, grad, arrays: update(param, grad, arrays, small[0]),
-                scalars):
-            went_flat = set(small)
-        else:
-            small, went_flat = [], ()
+        went_flat = flat.flat_step(layouts, id(group), params, states, names, update, scalars)
+        flat_ones = set(went_flat)
         for k, (p, state) in enumerate(zip(params, states)):
-            if k not in went_flat:
-                update(p.data, p.grad.data, {name: state[name].data for name in names}, k)
-        return small
+            if k not in flat_ones:
+                _update_one(p, state, names, update, k)
+        return went_flat
+
+
+def _update_one(p, state, names, update, extra):
+    """``update(p.data, p.grad.data, arrays, extra)`` on p's own state arrays; a
+    buffer of ``names`` that p's state lacks and the rule put into ``arrays``
+    (made at the first step) joins the state."""
+    arrays = {name: state[name].data for name in names if name in state}
+    update(p.data, p.grad.data, arrays, extra)
+    for name in names:
+        if name not in state:
+            state[name] = Tensor.constant(arrays[name])
 
 
 def advance_step(state):

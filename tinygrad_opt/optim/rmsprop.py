@@ -3,7 +3,7 @@
 from ..backend import xp_of
 from ..cuda_kernels import fusable
 from . import _rules
-from .optimizer import Optimizer, advance_step, check_number
+from .optimizer import Optimizer, check_number
 
 
 class RMSprop(Optimizer):
@@ -62,12 +62,8 @@ class RMSprop(Optimizer):
         momentum, centered = group["momentum"], group["centered"]
         buffers = (("square_avg",) + (("momentum_buffer",) if momentum > 0 else ())
                    + (("grad_avg",) if centered else ()))
-        params = self._params_with_grad(group)
-        states = [self._lazy_state(p, buffers) for p in params]
-        for state in states:
-            advance_step(state)
 
-        def update(param, grad, arrays, k):
+        def update(param, grad, arrays, step):
             _rmsprop(param, grad, arrays["square_avg"],
                      arrays["grad_avg"] if centered else None,
                      arrays["momentum_buffer"] if momentum > 0 else None,
@@ -76,7 +72,7 @@ class RMSprop(Optimizer):
                      centered=centered, maximize=group["maximize"],
                      eps_inside_sqrt=group["eps_inside_sqrt"])
 
-        self._update_all(group, params, states, buffers, update)
+        self._step_elementwise(group, buffers, update)
 
 
 @fusable("rmsprop")  # CuPy arrays take the fused kernel of cuda_kernels.py

@@ -9,6 +9,7 @@ import weakref
 
 import numpy as np
 
+from .. import capture
 from .optimizer import Optimizer
 
 EPOCH_DEPRECATION_WARNING = (
@@ -87,6 +88,12 @@ class LRScheduler:
         """The learning rates this scheduler set last, one per param group."""
         return self._last_lr
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:  # every override too: see step's decorator
+            cls.step = capture.host_call(cls.step)
+
+    @capture.host_call  # tg.jit runs it again at every replay (it changes the lrs)
     def step(self, epoch=None):
         """Advance one epoch (or jump to ``epoch``, deprecated) and set the lrs.
         Call it after ``optimizer.step()``."""

@@ -2,7 +2,6 @@
 
 from ..backend import xp_of
 from ..cuda_kernels import fusable
-from ..tensor import Tensor
 from . import _rules
 from .optimizer import Optimizer, check_number
 
@@ -86,25 +85,18 @@ class SGD(Optimizer):
     def _step_group(self, group):
         momentum = group["momentum"]
         rule = _sgd_lecture if group["momentum_form"] == "lecture" else _sgd
-        params = self._params_with_grad(group)
-        states = [self.state[p] for p in params]
         names = ("momentum_buffer",) if momentum != 0 else ()
 
-        def update(param, grad, arrays, k):
-            return rule(param, grad, arrays.get("momentum_buffer"),
-                        lr=group["lr"], momentum=momentum, dampening=group["dampening"],
-                        weight_decay=group["weight_decay"], nesterov=group["nesterov"],
-                        maximize=group["maximize"])
+        def update(param, grad, arrays, step):
+            buf = rule(param, grad, arrays.get("momentum_buffer"),
+                       lr=group["lr"], momentum=momentum, dampening=group["dampening"],
+                       weight_decay=group["weight_decay"], nesterov=group["nesterov"],
+                       maximize=group["maximize"])
+            if buf is not None:  # made at the first step (b ← g): it joins the state
+                arrays.setdefault("momentum_buffer", buf)
 
-        if all(name in state for state in states for name in names):
-            self._update_all(group, params, states, names, update, scalars=())
-            return
-        for p, state in zip(params, states):  # a first step: the rule makes the buffers
-            buf = state.get("momentum_buffer")
-            arrays = {} if buf is None else {"momentum_buffer": buf.data}
-            new_buf = update(p.data, p.grad.data, arrays, None)
-            if momentum != 0 and buf is None:
-                state["momentum_buffer"] = Tensor.constant(new_buf)
+        self._step_elementwise(group, names, update, self.state.__getitem__,
+                               counts_steps=False)
 
 
 @fusable("sgd")  # CuPy arrays take the fused kernel of cuda_kernels.py

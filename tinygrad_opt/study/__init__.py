@@ -19,6 +19,8 @@
 * :mod:`~tinygrad_opt.study.sweep` -- grid and random search on a process pool or a
   Dask cluster, resumable, fault tolerant;
 * :mod:`~tinygrad_opt.study.gradcheck_lab` -- the finite-difference step sweep;
+* :mod:`~tinygrad_opt.study.expressions` -- small Tensor expressions typed by a person,
+  evaluated safely, and their derivatives to draw (``graph``, ``gradcheck``, the lab);
 * :mod:`~tinygrad_opt.study.plots` -- every picture (matplotlib, Agg, off screen);
 * :mod:`~tinygrad_opt.study.report` -- the self-contained HTML report;
 * :mod:`~tinygrad_opt.study.demo` -- ``tinygrad-opt demo``.
@@ -30,7 +32,7 @@ import importlib
 
 _SUBMODULES = ("landscapes", "specs", "race", "hessian_lab", "lr_finder", "sweep",
                "gradcheck_lab", "plots", "report", "demo", "derivative_free", "opening_arc",
-               "solver_race")
+               "solver_race", "expressions")
 
 __all__ = list(_SUBMODULES)
 

@@ -1,6 +1,8 @@
-"""A safe evaluator of small Tensor expressions typed on the command line.
+"""A safe evaluator of small Tensor expressions typed by a person (the ``graph`` and
+``gradcheck`` commands, the lab's backprop panel), and their derivatives to draw.
 
     evaluate("e = a*b; d = e + c; L = d * f", variables)  -> the Tensor L
+    differentiate(L, [a, b, c, f], 2)                     -> ∇L·1, with its graph
 
 The text is parsed with :mod:`ast` and only this is allowed: numbers, the
 given variables, ``pi`` and ``e``, the operators ``+ - * / ** @`` (and unary
@@ -217,3 +219,23 @@ def _apply(node, args, env, tg):
         reason = "the result is too large" if isinstance(error, OverflowError) else error
         raise ExpressionError(f"evaluating {where!r} failed: {reason}") from None
     raise ExpressionError(f"{_describe(node)} is not allowed in an expression.")
+
+
+def differentiate(root, variables, order):
+    """The directional derivative ∇root·1 taken ``order - 1`` times, each with
+    create_graph=True, so that the graph keeps every layer; an ExpressionError when a
+    derivative no longer depends on the variables."""
+    label = root.name or "f"
+    for _ in range(order - 1):
+        grads = tg.grad(root, variables, create_graph=True, allow_unused=True)
+        terms = [g.sum() for g in grads if g is not None and g.requires_grad]
+        if not terms:
+            raise ExpressionError(f"the gradient of {label} does not depend on the variables "
+                                  "(it is constant), so there is no graph to draw at this "
+                                  "order.")
+        root = terms[0]
+        for term in terms[1:]:
+            root = root + term
+        label = f"∇({label})·1"
+        root.name = label
+    return root

@@ -1,0 +1,337 @@
+"""tg.jit: a captured training step replays bit for bit what eager computes, and refuses
+what it cannot replay with one sentence."""
+
+import numpy as np
+import pytest
+
+import tinygrad_opt as tg
+from tinygrad_opt import nn, optim
+from tinygrad_opt.capture import CaptureError
+
+F = nn.functional
+SIZES = [3, 8, 8, 4]
+STEPS = 100
+
+# Every first-order optimizer, with the options that change its arithmetic.
+CONFIGS = [
+    ("SGD", dict(lr=0.05)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, maximize=False)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    ("Adagrad", dict(lr=0.05, lr_decay=0.01, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.005, momentum=0.5, centered=True, weight_decay=0.1)),
+    ("Adadelta", dict(lr=0.5, weight_decay=0.1)),
+    ("Adamax", dict(lr=0.01, weight_decay=0.1)),
+    ("NAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+]
+# Schedulers change the lr every call: the replay must read it, not bake it in.
+SCHEDULERS = [
+    None,
+    lambda opt: optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.5),
+    lambda opt: optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS),
+]
+
+
+def batches(dtype, n=STEPS, batch=16, seed=0):
+    """A different batch every call: the replay must read each one."""
+    rng = np.random.default_rng(seed)
+    return [(tg.tensor(rng.standard_normal((batch, SIZES[0])).astype(dtype)),
+             tg.tensor(rng.integers(0, SIZES[-1], batch))) for _ in range(n)]
+
+
+def mlp(dtype=np.float32, seed=0):
+    """An MLP whose weights come from a generator of its own (threads may build several)."""
+    rng = np.random.default_rng(seed)
+    model = nn.MLP(SIZES).to(dtype)
+    for p in model.parameters():
+        p.data[...] = rng.uniform(-0.5, 0.5, p.shape)
+    return model
+
+
+def train(name, kw, dtype, jitted, schedule=None, clip=None, data=None):
+    """Losses and final parameters of STEPS steps, eager or under tg.jit."""
+    model = mlp(dtype)
+    opt = getattr(optim, name)(model.parameters(), **kw)
+    scheduler = schedule(opt) if schedule else None
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+        return loss
+
+    run = tg.jit(step) if jitted else step
+    losses = [run(x, y).item() for x, y in (data or batches(dtype))]
+    if jitted:
+        assert run.replaying  # it did replay (not eager all along)
+    return losses, [p.data.copy() for p in model.parameters()], opt
+
+
+def assert_same(eager, jitted):
+    (losses_e, params_e, opt_e), (losses_j, params_j, opt_j) = eager, jitted
+    assert losses_e == losses_j  # bit for bit: == on Python floats
+    for a, b in zip(params_e, params_j):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    state_e, state_j = opt_e.state_dict(), opt_j.state_dict()
+    assert state_e["param_groups"] == state_j["param_groups"]
+    for k, entry in state_e["state"].items():
+        for name, value in entry.items():
+            assert np.array_equal(np.asarray(value.data if hasattr(value, "data") else value),
+                                  np.asarray(state_j["state"][k][name].data
+                                             if hasattr(value, "data") else
+                                             state_j["state"][k][name])), name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,kw", CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
+def test_replay_equals_eager_bit_for_bit(name, kw, dtype):
+    assert_same(train(name, kw, dtype, False), train(name, kw, dtype, True))
+
+
+@pytest.mark.parametrize("schedule", SCHEDULERS[1:], ids=["StepLR", "OneCycleLR"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_schedulers_and_clipping_are_replayed(schedule, dtype):
+    for name, kw in (("SGD", dict(lr=0.05, momentum=0.9)), ("Adam", dict(lr=0.01))):
+        assert_same(train(name, kw, dtype, False, schedule, clip=0.5),
+                    train(name, kw, dtype, True, schedule, clip=0.5))
+
+
+def test_reduce_lr_on_plateau_reads_the_replayed_loss():
+    def plateau(opt):
+        return optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+
+    def run(jitted):
+        tg.manual_seed(0)
+        model = nn.MLP(SIZES)
+        opt = optim.SGD(model.parameters(), lr=0.5)
+        scheduler = plateau(opt)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            scheduler.step(loss)
+            return loss
+
+        f = tg.jit(step) if jitted else step
+        data = batches(np.float32, n=40)
+        losses = [f(x, y).item() for x, y in data]
+        return losses, opt.param_groups[0]["lr"]
+
+    eager, jitted = run(False), run(True)
+    assert eager == jitted and eager[1] < 0.5  # the plateau did cut the lr, the same way
+
+
+def test_a_new_signature_records_again_and_stays_exact():
+    data = batches(np.float32, n=30, batch=16) + batches(np.float32, n=30, batch=5, seed=1)
+    data += batches(np.float32, n=10, batch=16, seed=2)
+    assert_same(train("Adam", dict(lr=0.01), np.float32, False, data=data),
+                train("Adam", dict(lr=0.01), np.float32, True, data=data))
+
+
+def _model_step():
+    tg.manual_seed(0)
+    model = nn.MLP(SIZES)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return model, opt, step
+
+
+def test_a_replaced_parameter_array_is_seen():
+    (x, y), = batches(np.float32, n=1)
+    results = []
+    for jitted in (False, True):
+        model, _opt, step = _model_step()
+        f = tg.jit(step) if jitted else step
+        for _ in range(4):
+            f(x, y)
+        first = next(iter(model.parameters()))
+        first.data = np.zeros_like(first.data)  # the user replaces p.data between calls
+        results.append([f(x, y).item() for _ in range(4)])
+    assert results[0] == results[1]
+
+
+def test_gradients_left_from_outside_are_not_overwritten():
+    """zero_grad outside the function: a call that finds a gradient there must add to it,
+    as eager does, not replay an assignment."""
+    (x, y), = batches(np.float32, n=1)
+    runs = []
+    for jitted in (False, True):
+        tg.manual_seed(0)
+        model = nn.MLP(SIZES)
+        opt = optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        f = tg.jit(step) if jitted else step
+        losses = []
+        for k in range(8):
+            if k != 5:  # the user forgets zero_grad once
+                opt.zero_grad()
+            losses.append(f(x, y).item())
+        runs.append((losses, [p.data.copy() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_version_counters_hold_across_replays():
+    (x, y), = batches(np.float32, n=1)
+    model, _opt, step = _model_step()
+    f = tg.jit(step)
+    for _ in range(3):
+        f(x, y)
+    saved = (model(x) * 2).sum()  # a graph that saved the parameters
+    f(x, y)  # a replay updates them in place
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()
+
+
+def test_returned_tensors_are_copies():
+    (x, y), = batches(np.float32, n=1)
+    _model, _opt, step = _model_step()
+    f = tg.jit(step)
+    losses = [f(x, y) for _ in range(5)]
+    values = [loss.item() for loss in losses]
+    assert len(set(values)) == 5 and values == sorted(values, reverse=True)
+
+
+@pytest.mark.parametrize("body,words", [
+    (lambda loss: loss.item(), "reads a tensor's value into Python"),
+    (lambda loss: float(loss), "reads a tensor's value into Python"),
+    (lambda loss: 1 if loss > 0 else 0, "takes a decision on a tensor's value"),
+])
+def test_reading_values_inside_is_refused(body, words):
+    (x, y), = batches(np.float32, n=1)
+    model, _opt, _step = _model_step()
+
+    @tg.jit
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        body(loss)
+        return loss
+
+    with pytest.raises(CaptureError, match=words):
+        step(x, y)
+    assert all(type(p.data) is np.ndarray for p in model.parameters())  # nothing left traced
+
+
+def test_dropout_in_training_mode_is_refused():
+    (x, y), = batches(np.float32, n=1)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
+    f = tg.jit(lambda x, y: F.cross_entropy(model(x), y))
+    with pytest.raises(CaptureError, match="random draw"):
+        f(x, y)
+    model.eval()  # no draw: captured
+    eager = [F.cross_entropy(model(x), y).item() for _ in range(3)]
+    assert [f(x, y).item() for _ in range(3)] == eager and f.replaying
+
+
+def test_an_input_that_requires_grad_is_refused():
+    x = tg.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    with pytest.raises(CaptureError, match="requires grad"):
+        tg.jit(lambda x: (x * 2).sum())(x)
+
+
+def test_a_changing_python_number_is_caught():
+    (x, y), = batches(np.float32, n=1)
+    model, _opt, _step = _model_step()
+    scale = [1.0]
+
+    def step(x, y):
+        scale[0] += 1.0  # a value the capture cannot see change
+        return F.cross_entropy(model(x), y) * scale[0]
+
+    with pytest.raises(CaptureError, match="different array work"):
+        f = tg.jit(step)
+        f(x, y)
+        f(x, y)
+
+
+def test_accumulating_gradients_across_calls_is_refused():
+    (x, y), = batches(np.float32, n=1)
+    model, _opt, _step = _model_step()
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    f = tg.jit(step)
+    f(x, y)
+    with pytest.raises(CaptureError, match="zero_grad"):
+        f(x, y)
+
+
+def test_a_device_step_runs_eagerly_with_a_warning():
+    """On a device (here the strict fake one that stands in for CuPy) the step runs eagerly."""
+    import strict_array as strict
+    strict.install()
+    (x, y), = batches(np.float32, n=1)
+    model, _opt, step = _model_step()
+    model.to("strict:0")
+    x, y = x.to("strict:0"), y.to("strict:0")
+    f = tg.jit(step)
+    with pytest.warns(UserWarning, match="runs eagerly"):
+        first = f(x, y)
+    later = [f(x, y) for _ in range(3)]
+    assert all(type(t.data) is strict.StrictArray for t in [first, *later])
+    assert not f.replaying
+
+
+def test_forward_only_and_no_grad_steps():
+    (x, y), = batches(np.float64, n=1)
+    model = nn.MLP(SIZES).to(np.float64)
+
+    @tg.jit
+    def evaluate(x, y):
+        with tg.no_grad():
+            return F.cross_entropy(model(x), y), model(x).argmax(dim=1)
+
+    eager = F.cross_entropy(model(x), y).item()
+    for _ in range(4):
+        loss, labels = evaluate(x, y)
+        assert loss.item() == eager and labels.shape == (16,)
+    assert evaluate.replaying
+
+
+def test_threads_each_with_a_captured_step_match_their_eager_runs():
+    import threading
+
+    configs = [("Adam", dict(lr=0.01)), ("SGD", dict(lr=0.05, momentum=0.9)),
+               ("RMSprop", dict(lr=0.005)), ("Adagrad", dict(lr=0.05))]
+    expected = [train(name, kw, np.float32, False) for name, kw in configs]
+    results, errors = [None] * len(configs), []
+
+    def work(k):
+        try:
+            results[k] = train(*configs[k], np.float32, True)
+        except Exception as error:  # reported below, with the thread's config
+            errors.append((configs[k], error))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(configs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for eager, jitted in zip(expected, results):
+        assert_same(eager, jitted)
