@@ -20,7 +20,7 @@ against one gradient, and a full Hessian against PyTorch's.
 Implementations alternate in short windows; the table gives medians over
 windows of the per-call times and of the per-window ratios.
 
-    python benchmarks/hvp.py            # about three minutes
+    python benchmarks/hvp.py            # under a minute
     python benchmarks/hvp.py --scaling  # part 3 only
     python benchmarks/hvp.py --quick    # a few seconds
 """

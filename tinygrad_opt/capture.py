@@ -61,9 +61,11 @@ class Recording:
         self.thread = threading.get_ident()
         self.paused = 0        # > 0 inside a host call: its own array work is not recorded
         self.watched = {}      # id(tensor) -> (tensor, its plain array): restored at the end
-        self.leaves = []       # (tensor, grad Tensor) as the backward assigned them
-        self.snapshots = {}    # id(owner) -> (owner, copy at first sight): constants
-        self.owned = set()     # ids of the arrays the jit fills before each replay (inputs)
+        self.leaves = []       # the tensors whose .grad the backward set
+        self.snapshots = {}    # id(owner) -> (owner, copy at first sight): scratch arrays
+        # ids of the memory a replay keeps current by itself: the inputs the jit fills,
+        # the watched tensors' arrays, the calls' results (no snapshot needed)
+        self.live = set()
         self.expect_no_grad = []  # leaves whose .grad must be None when a replay starts
 
     # -- tensors and arrays seen ------------------------------------------------------------
@@ -79,6 +81,7 @@ class Recording:
             data = t.data
             if type(data) is np.ndarray:
                 self.watched.setdefault(id(t), (t, data))
+                self.live.add(id(_owner(data)))
                 t.data = data.view(Traced)
             elif not isinstance(data, np.ndarray):
                 raise CaptureError(
@@ -124,6 +127,7 @@ class Recording:
                 "from a tensor's values, while the step was captured; a replay could not "
                 "compute it again. Keep the computation in tensor operations.")
         self.calls.append(_into(function, args, kwargs, result))
+        self.live.add(id(_owner(result)))
         return result.view(Traced)
 
     def before_write(self, targets):
@@ -131,15 +135,8 @@ class Recording:
         about to be written: the replay will first put back what it holds now."""
         for target in targets:
             owner = _owner(target)
-            if id(owner) not in self.snapshots and not self._made_here(owner):
+            if id(owner) not in self.live and id(owner) not in self.snapshots:
                 self.snapshots[id(owner)] = (owner, owner.copy())
-
-    def _made_here(self, owner):
-        for call in self.calls:
-            for written in call.writes:
-                if _owner(written) is owner:
-                    return True
-        return id(owner) in self.owned or any(data is owner for _t, data in self.watched.values())
 
     def host_call(self, function, args, kwargs):
         """Run ``function`` now, with its own array work unrecorded, and again at every
@@ -177,7 +174,7 @@ class Recording:
         views into them, and the value of every constant. Two traces of one step that
         differ here computed something outside the capture's sight."""
         numbering = {id(_owner(a)): ("input", k) for k, a in enumerate(inputs)}
-        for k, (t, data) in enumerate(self.watched.values()):
+        for t, data in self.watched.values():
             if t.requires_grad:  # a parameter: the same object on every call
                 numbering.setdefault(id(data), ("tensor", id(t)))
         shapes = []

@@ -100,7 +100,7 @@ class Captured:
                     "x.detach(), or keep the tensor that requires grad inside the model.")
         buffers = previous.buffers if previous is not None else [t.data.copy() for t in inputs]
         recording = capture.Recording()
-        recording.owned = {id(b) for b in buffers}
+        recording.live.update(id(b) for b in buffers)
         originals = [t.data for t in inputs]
         with _RECORDING_LOCK:
             for t, buffer in zip(inputs, buffers):

@@ -728,10 +728,11 @@ def seed_gradient(where, output, gradient):
 
 
 def _engine():
-    """The backward engine module (imported late: it imports this module)."""
+    """The backward engine module, imported on the first backward: importing it runs
+    ``autograd/__init__.py``, whose modules (grad, gradcheck, ...) import this one."""
     global _ENGINE
     if _ENGINE is None:
-        from .autograd import engine  # a cycle: the engine imports this module
+        from .autograd import engine  # a cycle through the autograd package (see above)
         _ENGINE = engine
     return _ENGINE
 

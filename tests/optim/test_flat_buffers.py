@@ -106,7 +106,6 @@ def assert_same_run(flat_run, eager_run, flat_taken=True):
     assert_same_state(flat_run[1], eager_run[1])
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def config_ids(configs):
     return [f"{cls.__name__}-{'-'.join(kwargs) or 'default'}" for cls, kwargs in configs]
 
@@ -118,6 +117,7 @@ def first_of_each_class(configs):
     return list(first.items())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("cls,kwargs", CONFIGS, ids=config_ids(CONFIGS))
 def test_flat_is_bit_identical_to_per_parameter(cls, kwargs, dtype):
     assert_same_run(run(cls, kwargs, dtype, enabled=True), run(cls, kwargs, dtype, enabled=False))
