@@ -337,6 +337,12 @@ def host_call(function):
     return call
 
 
+def recording_here():
+    """True while this thread records (a step inside the recorded one is part of it)."""
+    recording = RECORDING
+    return recording is not None and threading.get_ident() == recording.thread
+
+
 def refuse(what, fix):
     """Raise the capture's sentence for ``what`` (a random draw, ...) while recording."""
     recording = RECORDING

@@ -25,8 +25,10 @@ the same bits.
 
 What the replay assumes is checked before each replay: every tensor the step
 read still holds the array it held when recorded (a replaced ``p.data`` makes
-the step record again), and a parameter whose gradient the backward set from
-nothing has none yet (eager would add to it).
+the step record again), a parameter whose gradient the backward set from
+nothing has none yet (eager would add to it), and every module it reaches is
+still in the same ``train()``/``eval()`` mode. The signature also holds the
+grad mode and the default dtype.
 
 Refused with one sentence, never replayed wrong: reading a value into Python
 inside the function (``.item()``, ``float()``, ``bool()``: an ``if`` on data), a
@@ -48,6 +50,7 @@ import weakref
 import numpy as np
 
 from . import capture
+from .backend import get_default_dtype
 from .grad_mode import is_grad_enabled
 from .tensor import Tensor
 
@@ -73,8 +76,8 @@ class Captured:
         self.lock = threading.Lock()
 
     def __call__(self, *args, **kwargs):
-        if self.eager:
-            return self.function(*args, **kwargs)
+        if self.eager or capture.recording_here():  # (called inside another recording:
+            return self.function(*args, **kwargs)   # its calls are that recording's)
         key = _signature(args, kwargs)
         with self.lock:  # one call at a time: a replay fills buffers the next one reuses
             step = self.steps.get(key)
@@ -111,14 +114,15 @@ class Captured:
                 # Tensors the function reaches on its own (a model, an optimizer, a weight
                 # in its closure), seen from the start: reading `w.data` before any op
                 # used `w` must be recorded too.
-                recording.watch(_tensors_in_reach(self.function))
+                tensors, modules = _in_reach(self.function)
+                recording.watch(tensors)
                 result = self.function(*args, **kwargs)
             finally:
                 capture.RECORDING = None
                 recording.finish()
                 for t, data in zip(inputs, originals):
                     t.data = data
-        step = _Step(recording, buffers, result)
+        step = _Step(recording, buffers, result, modules)
         self.steps[key] = step
         if previous is not None:
             self._confirm(step, previous)
@@ -158,7 +162,7 @@ class _Step:
     """One signature's recorded step: the replay program, the input buffers, the
     guards, and where the outputs are."""
 
-    def __init__(self, recording, buffers, result):
+    def __init__(self, recording, buffers, result, modules):
         self.buffers = buffers
         self.program = recording.program()
         self.layout = recording.layout(buffers)
@@ -168,6 +172,8 @@ class _Step:
         # tensors the step read: (weak reference, the array it held)
         self.read = [(weakref.ref(t), data) for t, data in recording.watched.values()]
         self.no_grad_yet = [weakref.ref(leaf) for leaf in recording.expect_no_grad]
+        # train() or eval() of every module it reaches: Dropout draws only in training
+        self.modes = [(weakref.ref(m), m.training) for m in modules]
         self.outputs = _output_arrays(result)
 
     def holds(self):
@@ -179,6 +185,10 @@ class _Step:
         for ref in self.no_grad_yet:
             leaf = ref()
             if leaf is not None and leaf.grad is not None:
+                return False
+        for ref, training in self.modes:
+            module = ref()
+            if module is not None and module.training != training:
                 return False
         return True
 
@@ -197,7 +207,7 @@ class _Step:
 def _signature(args, kwargs):
     """What decides whether a recorded step fits a call (computed at every call: kept
     to tuples of the values themselves, no strings)."""
-    key = [is_grad_enabled()]
+    key = [is_grad_enabled(), get_default_dtype()]
     key += [_describe(a) for a in args]
     if kwargs:
         key += sorted((k, _describe(v)) for k, v in kwargs.items())
@@ -215,10 +225,11 @@ def _describe(value):
     return ("value", type(value).__name__, value)
 
 
-def _tensors_in_reach(function, depth=4):
+def _in_reach(function, depth=4):
     """The Tensors in ``function``'s closure, defaults and the globals it names, and in
-    the modules, optimizers, schedulers, bound methods and containers found there."""
-    found, seen = [], set()
+    the modules, optimizers, schedulers, bound methods and containers found there; and
+    the modules (with their submodules)."""
+    found, modules, seen = [], [], set()
 
     def visit(obj, depth):
         if depth < 0 or id(obj) in seen or isinstance(obj, (str, bytes, int, float, type)):
@@ -236,6 +247,8 @@ def _tensors_in_reach(function, depth=4):
             for group in obj.param_groups:
                 visit(group["params"], depth - 1)
         elif hasattr(obj, "parameters") and hasattr(obj, "named_buffers"):  # a module
+            modules.extend(m for m in obj.modules() if id(m) not in seen)
+            seen.update(id(m) for m in obj.modules())
             visit(list(obj.parameters()), depth - 1)
             visit([b for _name, b in obj.named_buffers()], depth - 1)
         elif hasattr(obj, "optimizer") and hasattr(obj, "get_last_lr"):  # a scheduler
@@ -257,7 +270,7 @@ def _tensors_in_reach(function, depth=4):
             visit((obj.func, obj.args, obj.keywords), depth - 1)
 
     visit(function, depth)
-    return found
+    return found, modules
 
 
 def _names(code):

@@ -335,3 +335,36 @@ def test_threads_each_with_a_captured_step_match_their_eager_runs():
     assert errors == []
     for eager, jitted in zip(expected, results):
         assert_same(eager, jitted)
+
+
+def test_a_captured_function_called_inside_another_is_part_of_its_recording():
+    (x, y), = batches(np.float32, n=1)
+    model, opt, _step = _model_step()
+    loss_of = tg.jit(lambda x, y: F.cross_entropy(model(x), y))
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_of(x, y)  # a jitted function, called while `step` records
+        loss.backward()
+        opt.step()
+        return loss
+
+    _twin, _twin_opt, twin_step = _model_step()
+    outer = tg.jit(step)
+    assert [outer(x, y).item() for _ in range(5)] == [twin_step(x, y).item() for _ in range(5)]
+    assert outer.replaying
+
+
+def test_switching_a_module_to_training_mode_records_again():
+    """Recorded in eval mode (dropout off), then model.train(): the next call must not replay
+    the eval step; here it draws, which tg.jit refuses, rather than silently skip dropout."""
+    (x, y), = batches(np.float32, n=1)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 4))
+    model.eval()
+    f = tg.jit(lambda x, y: F.cross_entropy(model(x), y))
+    for _ in range(3):
+        f(x, y)
+    assert f.replaying
+    model.train()
+    with pytest.raises(CaptureError, match="random draw"):
+        f(x, y)

@@ -100,7 +100,10 @@ def _walk(order, grads, retain_graph, capture, captured, foreign):
     now = versions._now
     # A freed node keeps a trace (Node.free) unless the graph is huge; the trace is
     # built here, in the loop over the node's inputs that the walk makes anyway.
-    trace = not retain_graph and len(order) <= op_module.TRACE_NODES
+    # (Not while tg.jit records: the pictures would show the recording's tensors, and a
+    # replay would copy values for traces nobody can draw.)
+    trace = not retain_graph and len(order) <= op_module.TRACE_NODES \
+        and jit_capture.RECORDING is None
     tiny, shape_only = op_module.TRACE_VALUES, op_module.SHAPE_ONLY
     # With capture, the walk was pruned: an input off every path to a captured
     # tensor is not in the order, and the gradient handed to it is dropped.
