@@ -60,7 +60,7 @@ class Recording:
         self.calls = []
         self.thread = threading.get_ident()
         self.paused = 0        # > 0 inside a host call: its own array work is not recorded
-        self.watched = {}      # id(tensor) -> (tensor, its plain array): restored at the end
+        self.watched = {}      # id(tensor) -> (tensor, its plain array, the Traced view of it)
         self.leaves = []       # the tensors whose .grad the backward set
         self.snapshots = {}    # id(owner) -> (owner, copy at first sight): scratch arrays
         # ids of the memory a replay keeps current by itself: the inputs the jit fills,
@@ -80,9 +80,10 @@ class Recording:
                 continue
             data = t.data
             if type(data) is np.ndarray:
-                self.watched.setdefault(id(t), (t, data))
+                view = data.view(Traced)
+                self.watched.setdefault(id(t), (t, data, view))
                 self.live.add(id(_owner(data)))
-                t.data = data.view(Traced)
+                t.data = view
             elif not isinstance(data, np.ndarray):
                 raise CaptureError(
                     f"tg.jit captures steps on NumPy (CPU) arrays; this step has a "
@@ -152,8 +153,12 @@ class Recording:
     # -- the end -------------------------------------------------------------------------
 
     def finish(self):
-        """Put every watched Tensor and assigned gradient back on plain arrays."""
-        for t, data in self.watched.values():
+        """Put every watched Tensor and assigned gradient back on plain arrays. A tensor
+        whose ``.data`` the step rebound keeps its array, holding the new values (here
+        and, by one more call, at every replay): the replay reads that array."""
+        for t, data, view in self.watched.values():
+            if t.data is not view:
+                self._rebound(t, data)
             t.data = data
         for leaf in self.leaves:
             if leaf.grad is not None and type(leaf.grad.data) is Traced:
@@ -162,6 +167,18 @@ class Recording:
             for arg in call.args if call.host else ():
                 if type(getattr(arg, "data", None)) is Traced and hasattr(arg, "_node"):
                     arg.data = arg.data.view(np.ndarray)
+
+    def _rebound(self, t, data):
+        new = t.data.view(np.ndarray) if isinstance(t.data, np.ndarray) else t.data
+        if not isinstance(new, np.ndarray) or new.shape != data.shape or new.dtype != data.dtype:
+            raise CaptureError(
+                f"tg.jit: the step replaced the .data of a tensor of shape {data.shape} "
+                f"{data.dtype} with {getattr(new, 'shape', type(new).__name__)} "
+                f"{getattr(new, 'dtype', '')}; a replay writes into the arrays it recorded. "
+                "Write in place (t.data[...] = new) or keep the shape and dtype.")
+        if new is not data:
+            np.copyto(data, new)
+            self.calls.append(Call(np.copyto, (data, new), {}, writes=(data,)))
 
     def program(self):
         """The replay: (function, args, kwargs) triples, scratch arrays reset first."""
@@ -174,7 +191,7 @@ class Recording:
         views into them, and the value of every constant. Two traces of one step that
         differ here computed something outside the capture's sight."""
         numbering = {id(_owner(a)): ("input", k) for k, a in enumerate(inputs)}
-        for t, data in self.watched.values():
+        for t, data, _view in self.watched.values():
             if t.requires_grad:  # a parameter: the same object on every call
                 numbering.setdefault(id(data), ("tensor", id(t)))
         shapes = []

@@ -74,6 +74,7 @@ class Captured:
         self.steps = {}        # signature -> _Step
         self.eager = False     # True once a call found arrays it cannot capture (CuPy)
         self.lock = threading.Lock()
+        self.misses = 0        # calls in a row whose recorded step no longer fitted
 
     def __call__(self, *args, **kwargs):
         if self.eager or capture.recording_here():  # (called inside another recording:
@@ -81,9 +82,24 @@ class Captured:
         key = _signature(args, kwargs)
         with self.lock:  # one call at a time: a replay fills buffers the next one reuses
             step = self.steps.get(key)
-            if step is not None and step.confirmed and step.holds():
-                return step.replay(args, kwargs)
+            if step is not None and step.confirmed:
+                if step.holds():
+                    self.misses = 0
+                    return step.replay(args, kwargs)
+                self._missed()
             return self._record(key, step, args, kwargs)
+
+    def _missed(self):
+        """A recorded step that no longer fits: recording again is right once in a while
+        (a replaced p.data), but not at every call."""
+        self.misses += 1
+        if self.misses >= _MAX_RECORDINGS:
+            self.eager = True
+            warnings.warn(f"tg.jit: {self.__name__} was recorded again at each of its last "
+                          f"{self.misses} calls (something it read changed every time: a "
+                          "replaced p.data, p.grad set by hand instead of zero_grad(), a "
+                          "module switched between train() and eval()); it runs eagerly from "
+                          "now on.", stacklevel=4)
 
     @property
     def replaying(self):
@@ -170,7 +186,7 @@ class _Step:
         self.records = 1      # recordings in a row, this one included, none confirmed
         self.known = None     # the layout confirmed last for this signature
         # tensors the step read: (weak reference, the array it held)
-        self.read = [(weakref.ref(t), data) for t, data in recording.watched.values()]
+        self.read = [(weakref.ref(t), data) for t, data, _view in recording.watched.values()]
         self.no_grad_yet = [weakref.ref(leaf) for leaf in recording.expect_no_grad]
         # train() or eval() of every module it reaches: Dropout draws only in training
         self.modes = [(weakref.ref(m), m.training) for m in modules]

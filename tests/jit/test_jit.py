@@ -368,3 +368,51 @@ def test_switching_a_module_to_training_mode_records_again():
     model.train()
     with pytest.raises(CaptureError, match="random draw"):
         f(x, y)
+
+
+def test_a_step_that_rebinds_data_matches_eager():
+    """`w.data = ...` inside the function (a hand-written update): the replay writes the new
+    values into the array it recorded, so later calls read them, as eager does."""
+    (x, y), = batches(np.float32, n=1)
+    runs = []
+    for jitted in (False, True):
+        model = mlp()
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            model.zero_grad()
+            loss.backward()
+            with tg.no_grad():
+                for p in model.parameters():
+                    p.data = (p - 0.1 * p.grad).data  # rebinds .data
+            return loss
+
+        f = tg.jit(step) if jitted else step
+        runs.append([f(x, y).item() for _ in range(6)])
+    assert runs[0] == runs[1] and f.replaying
+
+
+def test_a_step_whose_guards_fail_every_call_says_so_and_runs_eagerly():
+    """Gradients cleared by hand (`p.grad = None`, which a replay cannot redo) make every
+    call record again; after a few, one warning, and eager from then on: still exact."""
+    (x, y), = batches(np.float32, n=1)
+    runs = []
+    for jitted in (False, True):
+        model = mlp()
+        opt = optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            for p in model.parameters():
+                p.grad = None
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        f = tg.jit(step) if jitted else step
+        if jitted:
+            with pytest.warns(UserWarning, match="recorded again"):
+                runs.append([f(x, y).item() for _ in range(12)])
+        else:
+            runs.append([f(x, y).item() for _ in range(12)])
+    assert runs[0] == runs[1]
