@@ -238,6 +238,13 @@ class Traced(np.ndarray):
 
     # Methods that copy or read values without going through the two protocols.
     def __getitem__(self, index):
+        if _active() is not None and any(getattr(i, "dtype", None) == np.bool_
+                                         for i in (index if isinstance(index, tuple) else
+                                                   (index,))):
+            raise CaptureError(
+                "tg.jit: indexing with a boolean mask gives as many elements as the mask "
+                "holds True values, which changes from call to call; a replay writes into "
+                "arrays of fixed shapes. Use tg.where(mask, x, 0) instead.")
         return _call(operator.getitem, (self, index), {})
 
     def __setitem__(self, index, value):
@@ -307,7 +314,8 @@ for _name_, _function in (("argmax", np.argmax), ("argmin", np.argmin), ("dot", 
                           ("take", np.take), ("repeat", np.repeat), ("cumsum", np.cumsum),
                           ("cumprod", np.cumprod), ("round", np.round), ("sort", np.sort),
                           ("argsort", np.argsort), ("clip", np.clip), ("nonzero", np.nonzero),
-                          ("searchsorted", np.searchsorted), ("compress", np.compress)):
+                          ("searchsorted", np.searchsorted), ("compress", np.compress),
+                          ("put", np.put), ("trace", np.trace)):
     setattr(Traced, _name_, _method(_function))
 for _name_ in ("item", "tolist", "tobytes", "__float__", "__int__", "__index__",
                "__complex__"):

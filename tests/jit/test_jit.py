@@ -416,3 +416,9 @@ def test_a_step_whose_guards_fail_every_call_says_so_and_runs_eagerly():
         else:
             runs.append([f(x, y).item() for _ in range(12)])
     assert runs[0] == runs[1]
+
+
+def test_boolean_mask_indexing_is_refused():
+    x = tg.tensor(np.array([1.0, -2.0, 3.0], np.float32))
+    with pytest.raises(CaptureError, match="boolean mask"):
+        tg.jit(lambda x: x[x.data > 0].sum())(x)
