@@ -27,6 +27,7 @@ tables, the lab's summary), so the text cannot claim what the run did not show.
 ``quick=True`` shrinks every budget (for tests).
 """
 
+import dataclasses
 import math
 import os
 import sys
@@ -121,193 +122,244 @@ def _graph(model, split, folder):
     return path, figure, digraph.source, digraph.stats
 
 
+@dataclasses.dataclass
+class _Demo:
+    """What the demo's parts share: the options, the report being written, the summary
+    being filled, and what one part leaves for the next (the data, the chosen model)."""
+
+    folder: str
+    quick: bool
+    seed: int
+    report: Report
+    summary: dict
+    split: object = None  # the moons' train/validation/test split (from the training)
+    best_model: object = None  # the network the validation loss picked (from the training)
+
+    def path(self, name):
+        """Where the picture ``name`` goes."""
+        return os.path.join(self.folder, name)
+
+
 def run_demo(out="runs/demo", quick=False, seed=0, progress=True, echo=print):
     """Run the demo; returns a summary dict (times, tables, numbers, the report's path)."""
     began = time.perf_counter()
     folder = os.fspath(out)
     os.makedirs(folder, exist_ok=True)
-    stages = _Stages(progress)
-    summary = {"out": folder}
     report = Report("tinygrad_opt: optimizers, live",
                     "Every picture below was computed just now by tinygrad_opt's own "
                     "autograd engine and optimizers.")
+    demo = _Demo(folder, quick, seed, report, summary={"out": folder})
+    parts = (_training_part, _graph_part, _races_part, _hessian_part, _learning_rates_part,
+             _report_part)
+    stages = _Stages(progress)
     try:
-        # 1. training ---------------------------------------------------------------------
-        stages.start("training")
-        split = _moons(150 if quick else 500, seed)
-        trained = _train(split, quick, seed)
-        rows = []
-        for label, (model, h) in trained.items():
-            rows.append([label, h.train_loss[-1], h.val_loss[-1], h.val_acc[-1]])
-        best_label = min(trained, key=lambda k: trained[k][1].val_loss[-1])
-        best_model = trained[best_label][0]
-        test = evaluate(best_model, nn.functional.cross_entropy, split.test)
-        summary["training"] = {"rows": rows, "best": best_label, "test_acc": test["acc"]}
-        histories = {k: h for k, (m, h) in trained.items()}
-        p_loss = plots.loss_curves(histories, os.path.join(folder, "loss_curves.png"))
-        p_tv = plots.train_val_curves(histories, os.path.join(folder, "train_val.png"))
-        X_all = np.concatenate([split.train[0], split.val[0]])
-        y_all = np.concatenate([split.train[1], split.val[1]])
-        p_db = plots.decision_boundaries({k: m for k, (m, h) in trained.items()}, X_all, y_all,
-                                         os.path.join(folder, "decision_boundaries.png"))
-        s = report.section("1. Training an MLP on the two moons",
-                           f"An MLP 2-16-16-2 (tanh) trained with mini-batches of 32 on "
-                           f"{len(split.train[0])} points, validated on {len(split.val[0])}. "
-                           "Momentum (β = 0.9) runs at lr·(1−β) = 0.01, the effective step of "
-                           "SGD's lr = 0.1, so the two are compared fairly.")
-        s.table(["Optimizer", "Train loss", "Validation loss", "Validation accuracy"], rows)
-        s.text(f"The validation loss picks {best_label}; on the {len(split.test[0])} test "
-               f"points it scores an accuracy of {test['acc']:.3f} (the test split is used "
-               "once, for the chosen model only).")
-        s.image(p_loss, "Training loss per iteration: raw (faint) and exponentially smoothed.")
-        s.image(p_tv, "Train (solid) and validation (dashed) curves per epoch.")
-        s.image(p_db, "Decision boundaries: the predicted probability of class 1 (colour "
-                      "key on the right, black line at p = 0.5); circles and squares are the "
-                      "two classes, black rings the misclassified points.")
-
-        # 2. graph ------------------------------------------------------------------------
-        stages.start("graph")
-        g_path, g_figure, g_source, g_stats = _graph(best_model, split, folder)
-        s = report.section("2. The compute graph of the loss",
-                           "The forward graph of the cross-entropy loss of the chosen "
-                           "network on a batch of 4 points; modules are grouped.")
-        if g_figure is not None:
-            s.raw(g_figure)  # the SVG at 100%, legible; the whole graph one click away
-        else:
-            s.note("Graphviz's dot is not installed, so here is the DOT text instead "
-                   "(sudo apt-get install graphviz renders it).")
-            s.pre(g_source)
-        summary["graph"] = {"path": g_path, **{k: g_stats[k] for k in ("tensors", "ops")}}
-
-        # 3. races ------------------------------------------------------------------------
-        stages.start("races")
-        steps = 30 if quick else 300
-        races = {
-            "rosenbrock": race.race("rosenbrock", ["sgd", "momentum", "nesterov", "adam",
-                                                   "rmsprop", "newton", "bfgs", "lbfgs", "lm"],
-                                    steps=steps, fair=not quick),
-            "quadratic": race.race(QUADRATIC, ["sgd", "momentum", "gd-exact", "newton-cg",
-                                               "bfgs"],
-                                   start=QUADRATIC_START, steps=steps, fair=not quick),
-        }
-        summary["races"] = {}
-        for name, result in races.items():
-            p_c = plots.race_contour(result, os.path.join(folder, f"race_{name}.png"))
-            p_k = plots.race_curves(result, os.path.join(folder, f"race_{name}_curves.png"))
-            s = report.section(f"3{'ab'[list(races).index(name)]}. Race on "
-                               f"{result.landscape.title}",
-                               f"{_capital(result.landscape.note)}. Every optimizer starts at "
-                               f"({result.start[0]:g}, {result.start[1]:g}) with "
-                               f"{result.steps} steps; first-order learning rates were "
-                               + ("tuned by a grid search over lr·10^(k/2), k = -4..2."
-                                  if result.fair else "left at the landscape's default."))
-            s.table(["Optimizer", "Learning rate", f"Steps to f − f* ≤ {result.tol:g}",
-                     "Evaluations to tolerance", "Final f − f*", "Status"],
-                    [[r["optimizer"], r["lr"], r["steps_to_tol"], r["evals_to_tol"],
-                      r["final_loss"], r["status"]] for r in result.table()])
-            if name == "quadratic":
-                s.text(_zigzag_sentence(result))
-            s.image(p_c, "Paths: one colour, line style and marker per optimizer (markers "
-                         "thinned on long paths); crosses are line-search trial points, the "
-                         "white dot the start, the star the minimum.")
-            s.image(p_k, "The gap f − f* and the distance to the minimum, per step and per "
-                         "function evaluation.")
-            if name == "rosenbrock":
-                p_g = plots.race_gif(result, os.path.join(folder, "race_rosenbrock.gif"),
-                                     frames=6 if quick else 30)
-                s.image(p_g, "The race, animated (log-spaced steps: the early ones get more "
-                             "frames).")
-            summary["races"][name] = result.table()
-
-        # 4. Hessian lab ------------------------------------------------------------------
-        stages.start("hessian")
-        X_tr, y_tr = split.train
-        lab = hessian_lab.analyze(best_model, nn.functional.cross_entropy, X_tr, y_tr, k=5,
-                                  samples=20 if quick else 100, seed=seed)
-        p_sp = plots.spectrum(lab, os.path.join(folder, "spectrum.png"))
-
-        tg.manual_seed(seed)
-        fresh = nn.MLP([2, 32, 32, 2], activation="tanh")
-        eos = hessian_lab.edge_of_stability(fresh, nn.functional.cross_entropy, X_tr, y_tr,
-                                            lr=EOS_LR, steps=100 if quick else 1500,
-                                            every=25, seed=seed)
-        p_eos = plots.sharpness(eos, os.path.join(folder, "edge_of_stability.png"))
-        s = report.section("4. The Hessian lab",
-                           f"The exact Hessian of the training loss of the chosen network "
-                           f"({lab.n} parameters) by double backward, its eigenvalues, and "
-                           "what Hessian-vector products alone find.")
-        s.table(["Quantity", "Value"], lab.rows())
-        s.text(_curvature_sentence(lab))
-        lan_err = float(np.abs(lab.lanczos.eigenvalues[0] - lab.lam_max))
-        s.text(f"Lanczos finds λmax = {lab.lanczos.eigenvalues[0]:.8g} with "
-               f"{lab.lanczos.iterations} Hessian-vector products (error {lan_err:.1e} "
-               f"against the exact spectrum); Hutchinson estimates the trace "
-               f"{lab.trace_estimate:.4g} ± {lab.trace_stderr:.2g} (exact {lab.trace:.4g}).")
-        s.image(p_sp, "Left: a histogram of log10|λ| over all eigenvalues (blue λ > 0, red "
-                      "λ < 0 by |λ|; the dashed line is the float64 zero cutoff). Right: the "
-                      "top eigenvalues, exact against Lanczos.")
-        eos_sentences, eos_numbers = hessian_lab.describe_edge_of_stability(eos)
-        s.text("Edge of stability (Cohen et al., 2021), on a fresh 2-32-32-2 tanh network. "
-               + " ".join(eos_sentences))
-        s.image(p_eos, f"Sharpness (λmax by Lanczos every {int(eos.steps[1] - eos.steps[0])} "
-                       "steps) against 2/η (red dashed line; shaded above it), and the "
-                       "training loss.")
-        summary["hessian"] = {k: getattr(lab, k) for k in
-                              ("n", "lam_max", "lam_min", "condition", "n_negative", "kind",
-                               "trace", "trace_estimate")}
-        summary["hessian"]["lanczos_top"] = float(lab.lanczos.eigenvalues[0])
-        summary["hessian"]["condition_note"] = lab.condition_note
-        summary["hessian"]["eos_max_sharpness"] = float(np.max(eos.sharpness))
-        summary["hessian"]["eos_threshold"] = eos.threshold
-        summary["hessian"]["eos_sentences"] = eos_sentences
-        summary["hessian"]["eos_numbers"] = eos_numbers
-
-        # 5. learning rates ---------------------------------------------------------------
-        stages.start("learning rates")
-
-        tg.manual_seed(seed)
-        model = nn.MLP([2, 16, 16, 2], activation="tanh")
-        finder = lr_finder.lr_range_test(model, nn.functional.cross_entropy,
-                                         optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-                                         split.train, start_lr=1e-4, end_lr=10,
-                                         num_iter=30 if quick else 150, seed=seed)
-        p_lr = plots.lr_finder(finder, os.path.join(folder, "lr_finder.png"))
-        curves = lr_finder.schedule_curves(100)
-        p_sched = plots.schedule_gallery(curves, os.path.join(folder, "schedules.png"))
-        s = report.section("5. Learning rates",
-                           f"The range test (Smith 2017) raises the learning rate "
-                           f"exponentially from {finder.lrs[0]:g} while training a fresh "
-                           "network with SGD and momentum, and suggests the lr where the "
-                           "smoothed loss falls fastest.")
-        s.text(f"It ran {len(finder.lrs)} mini-batches up to lr {finder.lrs[-1]:.3g} and "
-               f"ended because {finder.stop_reason}. "
-               + (_capital(finder.message) if finder.message else
-                  f"Suggested lr: {finder.suggestion:.3g} (steepest descent of the smoothed "
-                  f"loss); the lr of the smoothed minimum divided by ten gives "
-                  f"{finder.min_loss_lr:.3g}."))
-        s.image(p_lr, "Loss against learning rate (log scale): faint per batch, bold "
-                      "smoothed; the dashed red line (upper half) and the dotted purple line "
-                      "(lower half) are the two suggestions, with a dot on the curve each.")
-        s.image(p_sched, f"All {len(curves)} schedules of optim.lr_scheduler, over 100 epochs "
-                         "from lr = 0.1.")
-        summary["lr_finder"] = {"suggestion": finder.suggestion,
-                                "min_loss_lr": finder.min_loss_lr}
-
-        # 6. the report -------------------------------------------------------------------
-        stages.start("report")
-        s = report.section("How this was made")
-        s.text("Made by tinygrad-opt demo" + (" --quick" if quick else "") + f" (seed {seed}); "
-               "every number above is reproducible with the same command. Python "
-               f"{sys.version.split()[0]}, NumPy {np.__version__}.")
-        path = report.write(os.path.join(folder, "report.html"))
-        summary["report"] = path
+        for name, part in zip(STAGES, parts, strict=True):
+            stages.start(name)
+            part(demo)
     finally:
         stages.close()
+    summary = demo.summary
     summary["times"] = stages.times
     summary["seconds"] = time.perf_counter() - began
     if echo is not None:
         echo(format_summary(summary))
     return summary
+
+
+# 1. training ---------------------------------------------------------------------------------
+
+def _training_part(demo):
+    """Train one MLP per optimizer, pick one by validation loss, score it once on the test
+    split, and write section 1; leaves the split and the chosen model on ``demo``."""
+    split = demo.split = _moons(150 if demo.quick else 500, demo.seed)
+    trained = _train(split, demo.quick, demo.seed)
+    rows = [[label, h.train_loss[-1], h.val_loss[-1], h.val_acc[-1]]
+            for label, (model, h) in trained.items()]
+    best_label = min(trained, key=lambda k: trained[k][1].val_loss[-1])
+    demo.best_model = trained[best_label][0]
+    test = evaluate(demo.best_model, nn.functional.cross_entropy, split.test)
+    demo.summary["training"] = {"rows": rows, "best": best_label, "test_acc": test["acc"]}
+    pictures = _training_pictures(trained, split, demo)
+    s = demo.report.section("1. Training an MLP on the two moons",
+                            f"An MLP 2-16-16-2 (tanh) trained with mini-batches of 32 on "
+                            f"{len(split.train[0])} points, validated on {len(split.val[0])}. "
+                            "Momentum (β = 0.9) runs at lr·(1−β) = 0.01, the effective step of "
+                            "SGD's lr = 0.1, so the two are compared fairly.")
+    s.table(["Optimizer", "Train loss", "Validation loss", "Validation accuracy"], rows)
+    s.text(f"The validation loss picks {best_label}; on the {len(split.test[0])} test "
+           f"points it scores an accuracy of {test['acc']:.3f} (the test split is used "
+           "once, for the chosen model only).")
+    p_loss, p_tv, p_db = pictures
+    s.image(p_loss, "Training loss per iteration: raw (faint) and exponentially smoothed.")
+    s.image(p_tv, "Train (solid) and validation (dashed) curves per epoch.")
+    s.image(p_db, "Decision boundaries: the predicted probability of class 1 (colour "
+                  "key on the right, black line at p = 0.5); circles and squares are the "
+                  "two classes, black rings the misclassified points.")
+
+
+def _training_pictures(trained, split, demo):
+    """The loss curves, the train/validation curves and the decision boundaries (over the
+    train and validation points; the test split stays unseen): their paths."""
+    histories = {k: h for k, (m, h) in trained.items()}
+    p_loss = plots.loss_curves(histories, demo.path("loss_curves.png"))
+    p_tv = plots.train_val_curves(histories, demo.path("train_val.png"))
+    X_all = np.concatenate([split.train[0], split.val[0]])
+    y_all = np.concatenate([split.train[1], split.val[1]])
+    p_db = plots.decision_boundaries({k: m for k, (m, h) in trained.items()}, X_all, y_all,
+                                     demo.path("decision_boundaries.png"))
+    return p_loss, p_tv, p_db
+
+
+# 2. graph ------------------------------------------------------------------------------------
+
+def _graph_part(demo):
+    """Section 2: the compute graph of the chosen network's loss (SVG, else DOT text)."""
+    g_path, g_figure, g_source, g_stats = _graph(demo.best_model, demo.split, demo.folder)
+    s = demo.report.section("2. The compute graph of the loss",
+                            "The forward graph of the cross-entropy loss of the chosen "
+                            "network on a batch of 4 points; modules are grouped.")
+    if g_figure is not None:
+        s.raw(g_figure)  # the SVG at 100%, legible; the whole graph one click away
+    else:
+        s.note("Graphviz's dot is not installed, so here is the DOT text instead "
+               "(sudo apt-get install graphviz renders it).")
+        s.pre(g_source)
+    demo.summary["graph"] = {"path": g_path, **{k: g_stats[k] for k in ("tensors", "ops")}}
+
+
+# 3. races ------------------------------------------------------------------------------------
+
+def _races_part(demo):
+    """Sections 3a and 3b: first- and second-order optimizers raced on Rosenbrock and on
+    the ill-conditioned quadratic, learning rates tuned unless ``quick``."""
+    steps = 30 if demo.quick else 300
+    races = {
+        "rosenbrock": race.race("rosenbrock", ["sgd", "momentum", "nesterov", "adam",
+                                               "rmsprop", "newton", "bfgs", "lbfgs", "lm"],
+                                steps=steps, fair=not demo.quick),
+        "quadratic": race.race(QUADRATIC, ["sgd", "momentum", "gd-exact", "newton-cg", "bfgs"],
+                               start=QUADRATIC_START, steps=steps, fair=not demo.quick),
+    }
+    demo.summary["races"] = {}
+    for letter, (name, result) in zip("ab", races.items()):
+        _race_section(demo, f"3{letter}", name, result)
+        demo.summary["races"][name] = result.table()
+
+
+def _race_section(demo, number, name, result):
+    """One race's section: its table, contours with the paths, convergence curves, and
+    the zigzag sentence (quadratic) or the animation (Rosenbrock)."""
+    p_c = plots.race_contour(result, demo.path(f"race_{name}.png"))
+    p_k = plots.race_curves(result, demo.path(f"race_{name}_curves.png"))
+    s = demo.report.section(f"{number}. Race on {result.landscape.title}",
+                            f"{_capital(result.landscape.note)}. Every optimizer starts at "
+                            f"({result.start[0]:g}, {result.start[1]:g}) with "
+                            f"{result.steps} steps; first-order learning rates were "
+                            + ("tuned by a grid search over lr·10^(k/2), k = -4..2."
+                               if result.fair else "left at the landscape's default."))
+    s.table(["Optimizer", "Learning rate", f"Steps to f − f* ≤ {result.tol:g}",
+             "Evaluations to tolerance", "Final f − f*", "Status"],
+            [[r["optimizer"], r["lr"], r["steps_to_tol"], r["evals_to_tol"],
+              r["final_loss"], r["status"]] for r in result.table()])
+    if name == "quadratic":
+        s.text(_zigzag_sentence(result))
+    s.image(p_c, "Paths: one colour, line style and marker per optimizer (markers "
+                 "thinned on long paths); crosses are line-search trial points, the "
+                 "white dot the start, the star the minimum.")
+    s.image(p_k, "The gap f − f* and the distance to the minimum, per step and per "
+                 "function evaluation.")
+    if name == "rosenbrock":
+        p_g = plots.race_gif(result, demo.path("race_rosenbrock.gif"),
+                             frames=6 if demo.quick else 30)
+        s.image(p_g, "The race, animated (log-spaced steps: the early ones get more "
+                     "frames).")
+
+
+# 4. Hessian lab ------------------------------------------------------------------------------
+
+def _hessian_part(demo):
+    """Section 4: the Hessian lab on the chosen network, then the edge-of-stability run
+    on a fresh one."""
+    X_tr, y_tr = demo.split.train
+    lab = hessian_lab.analyze(demo.best_model, nn.functional.cross_entropy, X_tr, y_tr, k=5,
+                              samples=20 if demo.quick else 100, seed=demo.seed)
+    p_sp = plots.spectrum(lab, demo.path("spectrum.png"))
+    tg.manual_seed(demo.seed)
+    fresh = nn.MLP([2, 32, 32, 2], activation="tanh")
+    eos = hessian_lab.edge_of_stability(fresh, nn.functional.cross_entropy, X_tr, y_tr,
+                                        lr=EOS_LR, steps=100 if demo.quick else 1500,
+                                        every=25, seed=demo.seed)
+    p_eos = plots.sharpness(eos, demo.path("edge_of_stability.png"))
+    s = demo.report.section("4. The Hessian lab",
+                            f"The exact Hessian of the training loss of the chosen network "
+                            f"({lab.n} parameters) by double backward, its eigenvalues, and "
+                            "what Hessian-vector products alone find.")
+    s.table(["Quantity", "Value"], lab.rows())
+    s.text(_curvature_sentence(lab))
+    s.text(_lanczos_sentence(lab))
+    s.image(p_sp, "Left: a histogram of log10|λ| over all eigenvalues (blue λ > 0, red "
+                  "λ < 0 by |λ|; the dashed line is the float64 zero cutoff). Right: the "
+                  "top eigenvalues, exact against Lanczos.")
+    eos_sentences, eos_numbers = hessian_lab.describe_edge_of_stability(eos)
+    s.text("Edge of stability (Cohen et al., 2021), on a fresh 2-32-32-2 tanh network. "
+           + " ".join(eos_sentences))
+    s.image(p_eos, f"Sharpness (λmax by Lanczos every {int(eos.steps[1] - eos.steps[0])} "
+                   "steps) against 2/η (red dashed line; shaded above it), and the "
+                   "training loss.")
+    demo.summary["hessian"] = _hessian_summary(lab, eos, eos_sentences, eos_numbers)
+
+
+def _hessian_summary(lab, eos, eos_sentences, eos_numbers):
+    """The Hessian lab's and the edge-of-stability run's numbers for the summary dict."""
+    summary = {k: getattr(lab, k) for k in
+               ("n", "lam_max", "lam_min", "condition", "n_negative", "kind", "trace",
+                "trace_estimate")}
+    summary["lanczos_top"] = float(lab.lanczos.eigenvalues[0])
+    summary["condition_note"] = lab.condition_note
+    summary["eos_max_sharpness"] = float(np.max(eos.sharpness))
+    summary["eos_threshold"] = eos.threshold
+    summary["eos_sentences"] = eos_sentences
+    summary["eos_numbers"] = eos_numbers
+    return summary
+
+
+# 5. learning rates ---------------------------------------------------------------------------
+
+def _learning_rates_part(demo):
+    """Section 5: the learning-rate range test on a fresh network, and every schedule."""
+    tg.manual_seed(demo.seed)
+    model = nn.MLP([2, 16, 16, 2], activation="tanh")
+    finder = lr_finder.lr_range_test(model, nn.functional.cross_entropy,
+                                     optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                                     demo.split.train, start_lr=1e-4, end_lr=10,
+                                     num_iter=30 if demo.quick else 150, seed=demo.seed)
+    p_lr = plots.lr_finder(finder, demo.path("lr_finder.png"))
+    curves = lr_finder.schedule_curves(100)
+    p_sched = plots.schedule_gallery(curves, demo.path("schedules.png"))
+    s = demo.report.section("5. Learning rates",
+                            f"The range test (Smith 2017) raises the learning rate "
+                            f"exponentially from {finder.lrs[0]:g} while training a fresh "
+                            "network with SGD and momentum, and suggests the lr where the "
+                            "smoothed loss falls fastest.")
+    s.text(_range_test_sentence(finder))
+    s.image(p_lr, "Loss against learning rate (log scale): faint per batch, bold "
+                  "smoothed; the dashed red line (upper half) and the dotted purple line "
+                  "(lower half) are the two suggestions, with a dot on the curve each.")
+    s.image(p_sched, f"All {len(curves)} schedules of optim.lr_scheduler, over 100 epochs "
+                     "from lr = 0.1.")
+    demo.summary["lr_finder"] = {"suggestion": finder.suggestion,
+                                 "min_loss_lr": finder.min_loss_lr}
+
+
+# 6. the report -------------------------------------------------------------------------------
+
+def _report_part(demo):
+    """The closing section (how to reproduce the run), then ``report.html`` itself."""
+    s = demo.report.section("How this was made")
+    s.text("Made by tinygrad-opt demo" + (" --quick" if demo.quick else "")
+           + f" (seed {demo.seed}); every number above is reproducible with the same command. "
+           f"Python {sys.version.split()[0]}, NumPy {np.__version__}.")
+    demo.summary["report"] = demo.report.write(demo.path("report.html"))
 
 
 def _capital(text):
@@ -341,6 +393,25 @@ def _curvature_sentence(lab):
             f"calls ‖∇L‖ ≤ {GRAD_TOL:g} critical); the curvature reads "
             f"\"{lab.kind}\". The numerical rank is {lab.rank} of {lab.n} (eigenvalues above "
             f"n·ε·λmax = {lab.zero_tol:.1e}); κ = λmax/λmin⁺ is {lab.condition_note}.")
+
+
+def _lanczos_sentence(lab):
+    """What Hessian-vector products alone found, against the exact spectrum."""
+    error = float(np.abs(lab.lanczos.eigenvalues[0] - lab.lam_max))
+    return (f"Lanczos finds λmax = {lab.lanczos.eigenvalues[0]:.8g} with "
+            f"{lab.lanczos.iterations} Hessian-vector products (error {error:.1e} "
+            f"against the exact spectrum); Hutchinson estimates the trace "
+            f"{lab.trace_estimate:.4g} ± {lab.trace_stderr:.2g} (exact {lab.trace:.4g}).")
+
+
+def _range_test_sentence(finder):
+    """How the range test ended and what it suggests (or why it suggests nothing)."""
+    return (f"It ran {len(finder.lrs)} mini-batches up to lr {finder.lrs[-1]:.3g} and "
+            f"ended because {finder.stop_reason}. "
+            + (_capital(finder.message) if finder.message else
+               f"Suggested lr: {finder.suggestion:.3g} (steepest descent of the smoothed "
+               f"loss); the lr of the smoothed minimum divided by ten gives "
+               f"{finder.min_loss_lr:.3g}."))
 
 
 def format_summary(summary):
