@@ -143,6 +143,12 @@ class Recording:
         """Run ``function`` now, with its own array work unrecorded, and again at every
         replay."""
         args = tuple(list(a) if _is_iterator(a) else a for a in args)
+        if any(_is_function(a) for a in (*args, *kwargs.values())):
+            raise CaptureError(
+                f"tg.jit: {_name(function)} is given a function (a closure) while the step is "
+                "captured; at a replay that closure would compute with the tensors of the "
+                "recorded call, not the new ones. Call it outside tg.jit (opt.step(closure) "
+                "re-evaluates the model itself: L-BFGS and the second-order methods).")
         self.calls.append(Call(function, args, kwargs, host=True))
         self.paused += 1
         try:
@@ -476,6 +482,11 @@ def _mentions(parameters, tensor):
     if parameters is tensor:
         return True
     return isinstance(parameters, (list, tuple)) and any(p is tensor for p in parameters)
+
+
+def _is_function(value):
+    return callable(value) and (hasattr(value, "__code__") or hasattr(value, "__func__")
+                                or isinstance(value, functools.partial))
 
 
 def _is_iterator(value):

@@ -133,16 +133,17 @@ class Captured:
                 tensors, modules = _in_reach(self.function)
                 recording.watch(tensors)
                 result = self.function(*args, **kwargs)
+                outputs = _output_arrays(result)  # (before the inputs get their arrays back)
             finally:
                 capture.RECORDING = None
                 recording.finish()
                 for t, data in zip(inputs, originals):
                     t.data = data
-        step = _Step(recording, buffers, result, modules)
+        step = _Step(recording, buffers, outputs, modules)
         self.steps[key] = step
         if previous is not None:
             self._confirm(step, previous)
-        return step.output(result)
+        return step.output()
 
     def _confirm(self, step, previous):
         """Replay from now on if this recording equals the previous one, or the last one
@@ -178,7 +179,7 @@ class _Step:
     """One signature's recorded step: the replay program, the input buffers, the
     guards, and where the outputs are."""
 
-    def __init__(self, recording, buffers, result, modules):
+    def __init__(self, recording, buffers, outputs, modules):
         self.buffers = buffers
         self.program = recording.program()
         self.layout = recording.layout(buffers)
@@ -190,7 +191,7 @@ class _Step:
         self.no_grad_yet = [weakref.ref(leaf) for leaf in recording.expect_no_grad]
         # train() or eval() of every module it reaches: Dropout draws only in training
         self.modes = [(weakref.ref(m), m.training) for m in modules]
-        self.outputs = _output_arrays(result)
+        self.outputs = outputs
 
     def holds(self):
         """True while everything the recording assumed still holds."""
@@ -213,9 +214,9 @@ class _Step:
             np.copyto(buffer, t.data)
         for function, call_args, call_kwargs in self.program:
             function(*call_args, **call_kwargs)
-        return self.output(None)
+        return self.output()
 
-    def output(self, result):
+    def output(self):
         """What the function returned, with every tensor a detached copy."""
         return _rebuild(self.outputs)
 

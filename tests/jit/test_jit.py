@@ -422,3 +422,51 @@ def test_boolean_mask_indexing_is_refused():
     x = tg.tensor(np.array([1.0, -2.0, 3.0], np.float32))
     with pytest.raises(CaptureError, match="boolean mask"):
         tg.jit(lambda x: x[x.data > 0].sum())(x)
+
+
+def test_an_optimizer_step_with_a_closure_is_refused():
+    """opt.step(closure) would, at a replay, re-evaluate with the recorded call's tensors."""
+    (x, y), = batches(np.float64, n=1)
+    model = mlp(np.float64)
+    opt = optim.LBFGS(model.parameters(), lr=0.5)
+
+    def step(x, y):
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            return loss
+        return opt.step(closure)
+
+    with pytest.raises(CaptureError, match="closure"):
+        tg.jit(step)(x, y)
+
+
+def test_returning_an_input_returns_the_new_one():
+    data = batches(np.float32, n=5)
+    f = tg.jit(lambda x, y: (x, (x * 2).sum()))
+    for x, y in data:
+        same, total = f(x, y)
+        assert np.array_equal(same.data, x.data) and total.item() == (x * 2).sum().item()
+    assert f.replaying
+
+
+def test_a_hessian_vector_product_replays_exactly():
+    """Double backward inside the function: tg.grad with create_graph, then a second grad."""
+    model = mlp(np.float64)
+    (x, y), = batches(np.float64, n=1)
+    params = list(model.parameters())
+
+    def hvp(*vs):
+        loss = F.cross_entropy(model(x), y)
+        grads = tg.grad(loss, params, create_graph=True)
+        dot = sum((g * v).sum() for g, v in zip(grads, vs))
+        return tg.grad(dot, params)
+
+    f = tg.jit(hvp)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        vs = [tg.tensor(rng.standard_normal(p.shape)) for p in params]
+        for a, b in zip(hvp(*vs), f(*vs)):
+            assert np.array_equal(a.data, b.data)
+    assert f.replaying
