@@ -22,10 +22,11 @@ for in-place changes (``x[i] = v`` after a use of ``x``).
 """
 
 from ..backend import xp_of
-from ..op import no_grad
+from ..op import enable_grad, no_grad
 from ..ops.batching import batched_sum_to
 from ..tensor import Tensor
 from .engine import _check_saved
+from .grad import grad
 from .walk import backward_order
 
 __all__ = ["batched_vjp", "hessian_matrix", "jacobian_matrix"]
@@ -182,7 +183,6 @@ def jacobian_matrix(output, inputs, strategy="auto"):
     Large batches are split into chunks so that no intermediate exceeds
     ``CHUNK_ELEMENTS`` values. The graph of ``output`` is kept.
     """
-    from .grad import grad
 
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     xp = xp_of((output.data,))
@@ -205,7 +205,6 @@ def jacobian_matrix(output, inputs, strategy="auto"):
     if strategy != "columns":
         raise ValueError(f"jacobian_matrix: unknown strategy {strategy!r}; use 'auto', 'rows' "
                          "or 'columns'.")
-    from ..op import enable_grad
 
     with enable_grad():
         u = Tensor._make(xp.zeros(output.shape, dtype=output.dtype), True, None)
@@ -226,7 +225,6 @@ def hessian_matrix(loss, inputs):
     """The Hessian of a scalar ``loss`` with respect to all ``inputs``
     (flattened and concatenated) as an (n, n) array: the gradient is built
     with ``create_graph=True`` and its Jacobian taken by one batched pass."""
-    from .grad import grad
 
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     xp = xp_of((loss.data,))
