@@ -71,6 +71,7 @@ import re
 import shutil
 import uuid
 from collections import deque
+from typing import NamedTuple
 
 import graphviz
 import numpy as np
@@ -236,30 +237,8 @@ def _fit(root, screen, rankdir, options):
     directions = (rankdir, "TB" if rankdir in ("LR", "RL") else "LR")
     whole = draw_graph(root, rankdir=rankdir, **options)
     total = whole.stats["drawn"]
-
-    def attempt(budget):
-        """(overflow, digraph): the first direction that fits, else the one
-        that comes closest; a folded picture carries its note when measured."""
-        best = None
-        for direction in directions:
-            if budget is None and direction == rankdir:
-                digraph = whole
-            else:
-                digraph = draw_graph(root, rankdir=direction, max_nodes=budget, **options)
-            if budget is not None:
-                _note_folding(digraph, screen, total)
-            size = picture_size(digraph)
-            digraph.stats["fit"] = {"screen": screen, "size": size, "max_nodes": budget,
-                                    "fits": _overflow(size, screen) <= 1,
-                                    "rankdir": direction}
-            if best is None or _overflow(size, screen) < best[0]:
-                best = (_overflow(size, screen), digraph)
-            if best[0] <= 1:
-                break
-        return best
-
     if total <= FIT_START:
-        best = attempt(None)
+        best = _best_layout(root, None, directions, whole, screen, options)
         if best[0] <= 1:
             return best[1]
         too_many, budget = total, int(total / best[0] ** 1.5)
@@ -268,7 +247,7 @@ def _fit(root, screen, rankdir, options):
     fitting = None  # (budget, digraph) of the largest budget known to fit
     for _ in range(FIT_TRIES):
         budget = max(FIT_SMALLEST, min(budget, too_many - 1))
-        ratio, digraph = attempt(budget)
+        ratio, digraph = _best_layout(root, budget, directions, whole, screen, options)
         if ratio <= 1:
             fitting = (budget, digraph)
         else:
@@ -282,6 +261,30 @@ def _fit(root, screen, rankdir, options):
         else:
             budget = int(budget / ratio ** 1.5)
     return fitting[1] if fitting is not None else best[1]
+
+
+def _best_layout(root, budget, directions, whole, screen, options):
+    """(overflow, digraph) of the picture drawn with ``budget`` nodes (None:
+    all of them, the picture ``whole`` already drawn in the first direction):
+    the first direction that fits, else the one that comes closest; a folded
+    picture carries its note when measured."""
+    best = None
+    for direction in directions:
+        if budget is None and direction == directions[0]:
+            digraph = whole
+        else:
+            digraph = draw_graph(root, rankdir=direction, max_nodes=budget, **options)
+        if budget is not None:
+            _note_folding(digraph, screen, whole.stats["drawn"])
+        size = picture_size(digraph)
+        digraph.stats["fit"] = {"screen": screen, "size": size, "max_nodes": budget,
+                                "fits": _overflow(size, screen) <= 1,
+                                "rankdir": direction}
+        if best is None or _overflow(size, screen) < best[0]:
+            best = (_overflow(size, screen), digraph)
+        if best[0] <= 1:
+            break
+    return best
 
 
 def _note_folding(digraph, screen, total):
@@ -845,6 +848,16 @@ def draw_graph(root, *, params=None, mode="forward", show_data="auto", show_grad
         L = a * b + a.tanh()
         tg.draw_graph(L).render("L", format="svg")
     """
+    _check_arguments(root, mode, show_data, rankdir, max_nodes, fit)
+    if fit is not False and dot_available():  # without dot nothing can be measured: draw all
+        return _fit(root, _screen(fit), rankdir, {
+            "params": params, "mode": mode, "show_data": show_data,
+            "show_grad": show_grad, "legend": legend})
+    return _draw(root, params, mode, show_data, show_grad, max_nodes, rankdir, legend)
+
+
+def _check_arguments(root, mode, show_data, rankdir, max_nodes, fit):
+    """Refuse, in one sentence, an argument of draw_graph it cannot draw with."""
     if not isinstance(root, Tensor):
         raise TypeError(f"draw_graph: root must be a Tensor, got {type(root).__name__}.")
     if mode not in ("forward", "backward", "both"):
@@ -861,48 +874,77 @@ def draw_graph(root, *, params=None, mode="forward", show_data="auto", show_grad
         raise ValueError(f"draw_graph: max_nodes must be an integer >= 2 (room for the output "
                          f"and a summary node), got {max_nodes!r}.")
     if fit is not False:
-        screen = _screen(fit)
+        _screen(fit)  # a fit that is no screen size is refused even where dot is missing
         if max_nodes is not None:
             raise ValueError("draw_graph: fit chooses how many nodes to draw; pass max_nodes "
                              "or fit, not both.")
-        if dot_available():
-            return _fit(root, screen, rankdir, {
-                "params": params, "mode": mode, "show_data": show_data,
-                "show_grad": show_grad, "legend": legend})
+
+
+def _draw(root, params, mode, show_data, show_grad, max_nodes, rankdir, legend):
+    """draw_graph with every node, or at most ``max_nodes``: the forward
+    section as walked from the root, the backward one as the engine would run
+    it, then the DOT text of the sections ``mode`` asks for."""
     names, kinds = _param_names(params)
-
-    forward = _Model()
-    vertices = _Vertices()
-    tensor_item, op_item, consumers = _walk_forward(forward, root, vertices)
-    _assign_modules(forward, names, tensor_item, op_item, consumers, vertices)
-    _forward_clusters(forward, consumers)
-
+    forward = _collect_forward(root, names)
     want_values = bool(show_grad) or mode != "forward"
     (steps, visits, edge_grads, totals), have_values = _backward_info(
-        root, want_values, len(op_item), vertices)
+        root, want_values, len(forward.op_item), forward.vertices)
     ctx = _Context(root, names, kinds, show_data, show_grad, have_values, totals, rankdir)
 
-    model = forward if mode != "backward" else _Model()
+    model = forward.model if mode != "backward" else _Model()
     if mode != "forward":
-        group_of = {t: forward.items[j].group for t, j in op_item.items()}
-        group_of.update((t, forward.items[j].group) for t, j in tensor_item.items()
-                        if t._node is None)
-        first = len(model.items)
-        _add_backward(model, ctx, steps, visits, edge_grads, group_of, vertices)
-        if mode == "both":
-            model.edges.append((tensor_item[root], first,
+        first = len(model.items)  # the backward's seed
+        _add_backward(model, ctx, steps, visits, edge_grads, _module_of(forward),
+                      forward.vertices)
+        if mode == "both":  # the output leads on to the backward that starts from it
+            model.edges.append((forward.tensor_item[root], first,
                                 {"style": "dotted", "label": "backward()", "fontsize": "9"}))
-    stats = {
-        "tensors": sum(1 for i in forward.items if i.kind == "tensor"),
-        "constants": sum(1 for i in forward.items if i.kind == "const"),
+    return _emit(model, ctx, mode, max_nodes, rankdir, legend, _census(forward, steps))
+
+
+class _Forward(NamedTuple):
+    """The forward section as walked, with the maps the later steps read."""
+
+    model: _Model
+    vertices: _Vertices
+    tensor_item: dict  # tensor -> its item
+    op_item: dict      # output tensor -> its op's item
+    consumers: dict    # tensor item -> op items consuming it
+
+
+def _collect_forward(root, names):
+    """Every tensor, op and raw constant behind ``root``, each order-0 op in
+    the module whose parameters it uses, each node in the cluster it is drawn in."""
+    model, vertices = _Model(), _Vertices()
+    tensor_item, op_item, consumers = _walk_forward(model, root, vertices)
+    _assign_modules(model, names, tensor_item, op_item, consumers, vertices)
+    _forward_clusters(model, consumers)
+    return _Forward(model, vertices, tensor_item, op_item, consumers)
+
+
+def _module_of(forward):
+    """{tensor: its module or None} for the tensors whose backward functions
+    (intermediates) or gradients (leaves) the backward section draws."""
+    items = forward.model.items
+    group_of = {t: items[j].group for t, j in forward.op_item.items()}
+    group_of.update((t, items[j].group) for t, j in forward.tensor_item.items()
+                    if t._node is None)
+    return group_of
+
+
+def _census(forward, steps):
+    """What the graph holds, before any folding: the start of ``Digraph.stats``."""
+    items, op_item = forward.model.items, forward.op_item
+    return {
+        "tensors": sum(1 for i in items if i.kind == "tensor"),
+        "constants": sum(1 for i in items if i.kind == "const"),
         "ops": len(op_item),
-        "ops_by_order": _count_orders(forward.items),
+        "ops_by_order": _count_orders(items),
         "backward_steps": len(steps),
         "traced": sum(1 for t in op_item if _traced(t._node)),
-        "shape_only": sum(1 for t in tensor_item if not _known(t)),
+        "shape_only": sum(1 for t in forward.tensor_item if not _known(t)),
         "freed": sum(1 for t in op_item if _untraced(t._node)),
     }
-    return _emit(model, ctx, mode, max_nodes, rankdir, legend, stats)
 
 
 def _screen(fit):
@@ -1008,9 +1050,32 @@ def _fold(model, indices, budget, keep_first):
 
 
 def _emit(model, ctx, mode, max_nodes, rankdir, legend, stats):
-    items = model.items
+    """The Digraph of the sections ``mode`` asks for (each in its own cluster
+    when there are two), folded to ``max_nodes``, with the legend if asked;
+    ``stats`` gains what the folding left."""
     sections = [s for s in ("forward", "backward") if mode in (s, "both")]
-    by_section = {s: [i.index for i in items if i.section == s] for s in sections}
+    visible, rep = _fold_sections(model, sections, max_nodes, legend, stats)
+    dot = _new_digraph(rankdir, stats)
+    for s in sections:
+        if len(sections) == 2:
+            title = "forward" if s == "forward" else "backward (steps in the engine's order)"
+            with dot.subgraph(name=f"cluster_{s}") as sub:
+                sub.attr(label=title, style="rounded", color="#969696")
+                _emit_section(sub, model, ctx, visible[s], s)
+        else:
+            _emit_section(dot, model, ctx, visible[s], s)
+    if legend:
+        dot.node("legend", _legend_label(stats), shape="plaintext")
+    _emit_edges(dot, model, rep)
+    return dot
+
+
+def _fold_sections(model, sections, max_nodes, legend, stats):
+    """Fold each section to its share of ``max_nodes`` (the legend takes one,
+    the forward section the odd one). Returns (visible, rep): the items drawn,
+    per section, and the node each hidden item is drawn as; ``stats`` gains
+    how many nodes are drawn, hidden in a summary and folded modules."""
+    items = model.items
     budgets = dict.fromkeys(sections)
     if max_nodes is not None:
         room = max_nodes - (1 if legend else 0)
@@ -1018,16 +1083,22 @@ def _emit(model, ctx, mode, max_nodes, rankdir, legend, stats):
             budgets = {"forward": max(room - room // 2, 1), "backward": max(room // 2, 1)}
         else:
             budgets = {sections[0]: max(room, 1)}
+    # listed before any folding adds its module and summary nodes
+    by_section = {s: [i.index for i in items if i.section == s] for s in sections}
     visible, rep = {}, {}
     for s in sections:
         visible[s], r = _fold(model, by_section[s], budgets[s], keep_first=2)
         rep.update(r)
-    hidden = sum(len(items[v].members) for s in sections for v in visible[s]
-                 if items[v].kind == "summary")
-    stats["hidden"] = hidden
-    stats["drawn"] = sum(len(visible[s]) for s in sections) + (1 if legend else 0)
-    stats["modules_folded"] = sum(items[v].kind == "module" for s in sections for v in visible[s])
+    drawn = [items[v] for s in sections for v in visible[s]]
+    stats["hidden"] = sum(len(item.members) for item in drawn if item.kind == "summary")
+    stats["drawn"] = len(drawn) + (1 if legend else 0)
+    stats["modules_folded"] = sum(item.kind == "module" for item in drawn)
+    return visible, rep
 
+
+def _new_digraph(rankdir, stats):
+    """An empty Digraph carrying ``stats``, with a note on the nodes a
+    backward freed or kept as shape only."""
     # ranks and neighbours a little closer than Graphviz's default: the same
     # text on a smaller picture
     dot = Digraph(graph_attr={"rankdir": rankdir, "ranksep": "0.3", "nodesep": "0.18"},
@@ -1042,17 +1113,14 @@ def _emit(model, ctx, mode, max_nodes, rankdir, legend, stats):
         _add_note(dot, f"drawn after backward(), which kept shape and dtype only of the "
                        f"{stats['shape_only']} tensor(s) of more than {op_module.TRACE_VALUES} "
                        "elements")
-    for s in sections:
-        if len(sections) == 2:
-            title = "forward" if s == "forward" else "backward (steps in the engine's order)"
-            with dot.subgraph(name=f"cluster_{s}") as sub:
-                sub.attr(label=title, style="rounded", color="#969696")
-                _emit_section(sub, model, ctx, visible[s], s)
-        else:
-            _emit_section(dot, model, ctx, visible[s], s)
-    if legend:
-        dot.node("legend", _legend_label(stats), shape="plaintext")
+    return dot
 
+
+def _emit_edges(dot, model, rep):
+    """The model's edges between the nodes drawn: an edge into or out of a
+    folded node is redirected to it, drawn once and unlabelled; one inside a
+    folded node is dropped."""
+    items = model.items
     seen = set()
     for a, b, attrs in model.edges:
         ra, rb = rep.get(a, a), rep.get(b, b)
@@ -1068,7 +1136,6 @@ def _emit(model, ctx, mode, max_nodes, rankdir, legend, stats):
             dot.edge(_id(items[rb]), _id(items[ra]), dir="back", **attrs)
         else:
             dot.edge(_id(items[ra]), _id(items[rb]), **attrs)
-    return dot
 
 
 def _id(item):
