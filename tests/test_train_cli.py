@@ -199,3 +199,15 @@ def test_help_gives_every_default(command):
         if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
             assert "default" in action.help or re.search(r"\([^()]+\)$", action.help), \
                 action.option_strings
+
+
+def test_train_with_jit_writes_the_same_history(tmp_path, capsys):
+    runs = {}
+    for flag in ([], ["--jit"]):
+        out = tmp_path / ("jit" if flag else "eager")
+        code, _out, err = run(capsys, "train", "--epochs", 3, "--out", out, *QUIET, *flag)
+        assert code == 0, err
+        saved = _histories(out)[out.name]
+        del saved["history"]["time"]  # the one thing that may differ
+        runs[bool(flag)] = saved
+    assert runs[True] == runs[False]

@@ -499,7 +499,7 @@ def _train_loader(train, batch_size, shuffle, seed):
 def fit(model, loss_fn, optimizer, train, val=None, *, epochs=10, batch_size=32, shuffle=True,
         seed=0, scheduler=None, scheduler_interval="epoch", accuracy="auto", metrics=None,
         progress=True, verbose=False, callbacks=(), resume=None, checkpoint_path=None,
-        clip_grad_norm=None):
+        clip_grad_norm=None, jit=False):
     """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
 
     Args:
@@ -531,6 +531,9 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs=10, batch_size=32,
             continues exactly where it stopped (pass the same callbacks).
         checkpoint_path: ``tg.save`` a checkpoint there after every epoch.
         clip_grad_norm: clip the global gradient norm to this value before each step.
+        jit: capture the training step of a first-order optimizer with ``tg.jit`` and
+            replay it (the same History bit for bit, faster on small models; a model with
+            dropout is refused with one sentence). Other optimizers run as usual.
 
     Raises:
         ValueError: the training or validation data hold NaN or inf (before any step).
@@ -542,7 +545,7 @@ def fit(model, loss_fn, optimizer, train, val=None, *, epochs=10, batch_size=32,
                      scheduler_interval=scheduler_interval, accuracy=accuracy,
                      metrics=metrics, progress=progress, verbose=verbose, callbacks=callbacks,
                      resume=resume, checkpoint_path=checkpoint_path,
-                     clip_grad_norm=clip_grad_norm).run()
+                     clip_grad_norm=clip_grad_norm, jit=jit).run()
 
 
 class _Training:
@@ -552,7 +555,7 @@ class _Training:
 
     def __init__(self, model, loss_fn, optimizer, train, val, *, epochs, batch_size, shuffle,
                  seed, scheduler, scheduler_interval, accuracy, metrics, progress, verbose,
-                 callbacks, resume, checkpoint_path, clip_grad_norm):
+                 callbacks, resume, checkpoint_path, clip_grad_norm, jit):
         if scheduler_interval not in ("epoch", "iteration"):
             raise ValueError(f"fit: scheduler_interval={scheduler_interval!r} must be 'epoch' "
                              "or 'iteration'.")
@@ -563,7 +566,7 @@ class _Training:
         if self.val_loader is not None:
             _check_finite(self.val_loader.dataset, "validation")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
-        self.train_step = TrainStep(model, loss_fn, optimizer, clip_grad_norm)
+        self.train_step = TrainStep(model, loss_fn, optimizer, clip_grad_norm, jit)
         self.with_accuracy = _wants_accuracy(accuracy, self.loader.dataset)
         self.metrics, self.verbose, self.epochs = metrics, verbose, epochs
         self.callbacks, self.checkpoint_path = callbacks, checkpoint_path

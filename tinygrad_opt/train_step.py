@@ -28,6 +28,8 @@ function, which a mini-batch is not.
 
 import math
 
+from . import capture
+from .jit import jit as capture_step
 from .nn import MSELoss
 from .nn import functional as F
 from .nn.utils import clip_grad_norm_
@@ -85,13 +87,17 @@ class TrainStep:
         model, loss_fn, optimizer: as ``fit``'s.
         clip_grad_norm: clip the global gradient norm before each step; only for the
             optimizers that read ``.grad`` (contracts "none" and "backward").
+        jit: run the step of a first-order optimizer (contract "none") through
+            :func:`tinygrad_opt.jit`: recorded on its first calls, then replayed, with the
+            same results bit for bit. The other contracts re-evaluate the model inside the
+            optimizer's step and run as usual.
 
     Raises ValueError (one sentence) for Gauss-Newton or Levenberg-Marquardt with a loss
     that has no residual form, and for gradient clipping with an optimizer that
     differentiates the loss itself.
     """
 
-    def __init__(self, model, loss_fn, optimizer, clip_grad_norm=None):
+    def __init__(self, model, loss_fn, optimizer, clip_grad_norm=None, jit=False):
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.contract = closure_contract(optimizer)
         name = type(optimizer).__name__
@@ -112,20 +118,18 @@ class TrainStep:
 
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
             self.clip = lambda: clip_grad_norm_(parameters, clip_grad_norm)
+        self.first_order = self._first_order
+        if jit and self.contract == "none":
+            self.first_order = capture_step(self._first_order)
+        self.on_loss, self.value = None, None
 
     def __call__(self, X, y, on_loss):
         model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
         if self.contract == "none":
-            outputs = model(X)
-            loss = loss_fn(outputs, y)
-            value = loss.item()
-            on_loss(value)
-            loss.backward()
-            if self.clip is not None:
-                self.clip()
-            optimizer.step()
-            optimizer.zero_grad()
-            return outputs, value
+            self.on_loss = on_loss
+            outputs = self.first_order(X, y)
+            return outputs, self.value
+
 
         first = []  # (outputs, loss) of the first evaluation: the batch before the step
 
@@ -148,6 +152,24 @@ class TrainStep:
             optimizer.step(self._backward_closure(forward, y))
             optimizer.zero_grad()
         return first[0]
+
+    def _first_order(self, X, y):
+        """Forward, the loss (reported before anything is stepped with it), backward,
+        clipping, the optimizer's step and zero_grad; returns the outputs."""
+        outputs = self.model(X)
+        loss = self.loss_fn(outputs, y)
+        self._report(loss)
+        loss.backward()
+        if self.clip is not None:
+            self.clip()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return outputs
+
+    @capture.host_call  # under jit, the loss of every call is read and checked again
+    def _report(self, loss):
+        self.value = loss.item()
+        self.on_loss(self.value)
 
     def _backward_closure(self, forward, y):
         def closure():

@@ -505,3 +505,57 @@ def test_random_chains_of_ops_replay_bit_for_bit(seed):
         for e, j in zip(step(g), f(g)):
             assert (e is None and j is None) or np.array_equal(e.data, j.data, equal_nan=True)
     assert f.replaying
+
+
+@pytest.mark.parametrize("setup", ["adam", "sgd-clip-per-iteration-schedule", "adamw-plateau"])
+def test_fit_with_jit_keeps_the_history_bit_for_bit(setup):
+    from tinygrad_opt.data import make_moons
+    from tinygrad_opt.train import fit
+
+    X, y = make_moons(230, noise=0.2, seed=0)  # 150 / 32: a short last batch, two signatures
+    histories = []
+    for jitted in (False, True):
+        model = nn.MLP([2, 8, 8, 2])
+        rng = np.random.default_rng(0)
+        for p in model.parameters():
+            p.data[...] = rng.uniform(-0.5, 0.5, p.shape)
+        options = {}
+        if setup == "adam":
+            opt = optim.Adam(model.parameters(), lr=0.01)
+        elif setup.startswith("sgd"):
+            opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            options = dict(clip_grad_norm=0.5, scheduler_interval="iteration",
+                           scheduler=optim.lr_scheduler.OneCycleLR(opt, max_lr=0.2,
+                                                                   total_steps=6 * 5))
+        else:
+            opt = optim.AdamW(model.parameters(), lr=0.02)
+            options = dict(scheduler=optim.lr_scheduler.ReduceLROnPlateau(opt, patience=0))
+        history = fit(model, nn.CrossEntropyLoss(), opt, (X[:150], y[:150]),
+                      val=(X[150:], y[150:]), epochs=6, batch_size=32, progress=False,
+                      jit=jitted, **options)
+        histories.append((history, [p.data.copy() for p in model.parameters()]))
+    (eager, params_e), (jit_run, params_j) = histories
+    for column in ("iteration_loss", "train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+        assert getattr(eager, column) == getattr(jit_run, column), column
+    assert all(np.array_equal(a, b) for a, b in zip(params_e, params_j))
+
+
+def test_the_train_step_of_fit_replays_and_still_stops_on_a_nan_loss():
+    from tinygrad_opt.train_step import TrainStep
+
+    model = mlp()
+    step = TrainStep(model, nn.CrossEntropyLoss(), optim.Adam(model.parameters()), jit=True)
+    seen = []
+    for x, y in batches(np.float32, n=4):
+        _outputs, value = step(x, y, seen.append)
+    assert step.first_order.replaying and seen[-1] == value and len(set(seen)) == 4
+
+    def refuse_nan(value):
+        if value != value:
+            raise FloatingPointError("nan loss")
+
+    before = [p.data.copy() for p in model.parameters()]
+    bad = tg.tensor(np.full((16, 3), np.nan, np.float32))
+    with pytest.raises(FloatingPointError):
+        step(bad, y, refuse_nan)  # a replay: the check runs before anything is stepped
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, model.parameters()))

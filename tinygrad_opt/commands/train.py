@@ -34,6 +34,7 @@ import re
 import tinygrad_opt as tg
 
 from .. import train as training  # fit looked up at call time: tests wrap it
+from ..capture import CaptureError
 from ..data import first_non_finite, train_val_test_split
 from ..study.race import format_rows
 from ..train import DivergenceError, TrainingInterrupted, evaluate
@@ -81,6 +82,9 @@ def add_arguments(parser):
                         help="continue the run saved in DIR exactly, with its settings (only "
                              "--epochs, --test, --quiet and --no-progress apply)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    parser.add_argument("--jit", action="store_true",
+                        help="capture each first-order training step with tg.jit and replay "
+                             "it (the same numbers, faster on small models)")
     _study.add_progress(parser)
 
 
@@ -182,9 +186,12 @@ class _Run:
                 epochs=self.settings["epochs"], batch_size=self.settings["batch_size"],
                 seed=self.settings["seed"], scheduler=self.scheduler,
                 progress=not args.no_progress, verbose=not args.quiet,
-                resume=checkpoint if resume else None, checkpoint_path=checkpoint)
+                resume=checkpoint if resume else None, checkpoint_path=checkpoint,
+                jit=args.jit)
         except DivergenceError as error:
             raise CommandError(f"{error} Try a smaller --lr.") from None
+        except CaptureError as error:
+            raise CommandError(f"{error} (or train without --jit)") from None
         except TrainingInterrupted as stop:
             _save(self.folder, self.settings, stop.history, self.model)
             print(f"interrupted in epoch {stop.epoch}: wrote history.json "
