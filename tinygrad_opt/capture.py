@@ -76,6 +76,11 @@ class Recording:
         if threading.get_ident() != self.thread or self.paused:
             return
         for t in inputs:
+            if _is_function(t):
+                raise CaptureError(
+                    "tg.jit: an op of the step is given a Python function (a callback that "
+                    "its backward calls, as K-FAC's factor capture does); a replay runs the "
+                    "arrays again, not the callback. Run this step without tg.jit.")
             if not hasattr(t, "_node"):  # not a Tensor: a number, or an array the op takes
                 continue
             data = t.data

@@ -6,6 +6,7 @@ inputs and outputs), and the handles that remove them -- PyTorch's
 import itertools
 import weakref
 
+from . import capture
 from . import op as op_module
 
 _ids = itertools.count()
@@ -28,7 +29,12 @@ def tensor_hooks(tensor):
 def run_tensor_hooks(tensor, grad):
     """``grad`` after ``tensor``'s hooks (itself when it has none)."""
     table = TENSOR_HOOKS.get(id(tensor))
-    return grad if table is None else table.run(tensor, grad)
+    if table is None:
+        return grad
+    capture.refuse("a tensor hook (register_hook, retain_grad)",
+                   "a replay would not run it again; remove the hook or run the step "
+                   "without tg.jit.")
+    return table.run(tensor, grad)
 
 
 class RemovableHandle:

@@ -559,3 +559,39 @@ def test_the_train_step_of_fit_replays_and_still_stops_on_a_nan_loss():
     with pytest.raises(FloatingPointError):
         step(bad, y, refuse_nan)  # a replay: the check runs before anything is stepped
     assert all(np.array_equal(a, p.data) for a, p in zip(before, model.parameters()))
+
+
+def test_hooks_and_kfac_are_refused():
+    """Python run by hooks and K-FAC's factor capture would not run at a replay."""
+    (x, y), = batches(np.float32, n=1)
+    model = mlp()
+    handle = model.register_forward_hook(lambda module, args, output: None)
+    with pytest.raises(CaptureError, match="hooks"):
+        tg.jit(lambda x, y: F.cross_entropy(model(x), y))(x, y)
+    handle.remove()
+    w = next(iter(model.parameters()))
+    w.register_hook(lambda g: g * 2)
+    with pytest.raises(CaptureError, match="tensor hook"):
+        tg.jit(lambda x, y: F.cross_entropy(model(x), y).backward())(x, y)
+
+    model = mlp()
+    opt = optim.KFAC(model, lr=0.05)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    with pytest.raises(CaptureError, match="callback"):
+        tg.jit(step)(x, y)
+
+
+def test_a_sweep_trial_with_jit_scores_the_same():
+    from tinygrad_opt.study.sweep import train_trial
+
+    config = {"optimizer": "adam", "lr": 0.02, "epochs": 3, "n_samples": 120, "cv": 2}
+    eager, jitted = train_trial(config), train_trial({**config, "jit": True})
+    for key in ("score", "val_loss", "val_acc", "train_loss", "fold_scores"):
+        assert eager[key] == jitted[key], key

@@ -12,7 +12,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .. import backend
+from .. import backend, capture
 from ..autograd.zero_grads import zero_grads
 from ..grad_mode import is_grad_enabled
 from ..hooks import add_hook
@@ -113,6 +113,10 @@ class Module(ToShortcuts):
         if not self._has_hooks:  # the common case: one attribute lookup
             return self.forward(*args, **kwargs)
         pre, post, backward = (self.__dict__.get(table) for table in _HOOK_TABLES)
+        if pre or post or backward:
+            capture.refuse(f"the hooks of a {type(self).__name__} (register_forward_hook, ...)",
+                           "a replay would not run them again; remove the hooks or run the "
+                           "step without tg.jit.")
         if pre:
             args = module_hooks.run_forward_pre_hooks(self, pre, args)
 
