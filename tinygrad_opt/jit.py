@@ -58,6 +58,8 @@ from .tensor import Tensor
 _RECORDING_LOCK = threading.Lock()
 # Recordings of one signature that never repeat themselves: then the step runs eagerly.
 _MAX_RECORDINGS = 8
+# Signatures kept (each holds its buffers); a step called with more runs eagerly.
+_MAX_SIGNATURES = 32
 
 
 def jit(function):
@@ -82,6 +84,8 @@ class Captured:
         key = _signature(args, kwargs)
         with self.lock:  # one call at a time: a replay fills buffers the next one reuses
             step = self.steps.get(key)
+            if step is None and len(self.steps) >= _MAX_SIGNATURES:
+                return self._too_many_signatures(args, kwargs)
             if step is not None and step.confirmed:
                 if step.holds():
                     self.misses = 0
@@ -168,6 +172,15 @@ class Captured:
                           "two equal recordings in a row (what it reads changes from call to "
                           "call); it runs eagerly from now on.", stacklevel=4)
 
+    def _too_many_signatures(self, args, kwargs):
+        self.eager = True
+        warnings.warn(f"tg.jit: {self.__name__} was called with {len(self.steps)} different "
+                      "signatures (input shapes, or other arguments that change from call to "
+                      "call: pass values that change as tensors); it runs eagerly from now on.",
+                      stacklevel=4)
+        self.steps.clear()
+        return self.function(*args, **kwargs)
+
     def _run_eagerly(self, t, args, kwargs):
         self.eager = True
         warnings.warn(f"tg.jit captures NumPy (CPU) steps; {self.__name__} works on "
@@ -235,6 +248,11 @@ def _describe(value):
     if isinstance(value, Tensor):
         data = value.data
         return (data.shape, data.dtype, type(data), value.requires_grad)
+    if isinstance(value, np.ndarray):
+        raise capture.CaptureError(
+            f"tg.jit: an argument is a NumPy array of shape {value.shape}; a captured step "
+            "takes its data as tensors (tg.tensor(array)), which it copies into the buffers "
+            "it replays from.")
     try:
         hash(value)
     except TypeError:

@@ -595,3 +595,13 @@ def test_a_sweep_trial_with_jit_scores_the_same():
     eager, jitted = train_trial(config), train_trial({**config, "jit": True})
     for key in ("score", "val_loss", "val_acc", "train_loss", "fold_scores"):
         assert eager[key] == jitted[key], key
+
+
+def test_arguments_that_change_every_call_end_in_eager_with_a_warning():
+    x = tg.tensor(np.ones(3, np.float32))
+    f = tg.jit(lambda x, scale: (x * scale).sum())
+    with pytest.warns(UserWarning, match="different signatures"):
+        values = [f(x, float(k)).item() for k in range(40)]
+    assert values == [3.0 * k for k in range(40)] and len(f.steps) == 0
+    with pytest.raises(CaptureError, match="NumPy array"):
+        tg.jit(lambda x, scale: (x * scale).sum())(np.ones(3), 1.0)
