@@ -137,11 +137,8 @@ def test_a_new_signature_records_again_and_stays_exact():
                 train("Adam", dict(lr=0.01), np.float32, True, data=data))
 
 
-def _model_step():
-    tg.manual_seed(0)
-    model = nn.MLP(SIZES)
-    opt = optim.SGD(model.parameters(), lr=0.1)
-
+def training_step(model, opt):
+    """The plain step: zero_grad, forward, cross-entropy, backward, the optimizer's step."""
     def step(x, y):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
@@ -149,7 +146,14 @@ def _model_step():
         opt.step()
         return loss
 
-    return model, opt, step
+    return step
+
+
+def _model_step():
+    tg.manual_seed(0)
+    model = nn.MLP(SIZES)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    return model, opt, training_step(model, opt)
 
 
 def test_a_replaced_parameter_array_is_seen():
@@ -575,17 +579,8 @@ def test_hooks_and_kfac_are_refused():
         tg.jit(lambda x, y: F.cross_entropy(model(x), y).backward())(x, y)
 
     model = mlp()
-    opt = optim.KFAC(model, lr=0.05)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
     with pytest.raises(CaptureError, match="callback"):
-        tg.jit(step)(x, y)
+        tg.jit(training_step(model, optim.KFAC(model, lr=0.05)))(x, y)
 
 
 def test_a_sweep_trial_with_jit_scores_the_same():
