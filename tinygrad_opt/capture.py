@@ -19,6 +19,11 @@ scheduler's ``step``, gradient clipping, the version-counter bumps). They
 read values that change from call to call (the step count, a learning rate),
 and they already update their state in place.
 
+A decision that eager code takes on the values of an input (does any label equal
+``ignore_index``?) is taken with :func:`decide`: the replay takes it again on
+each call's inputs before it starts, and the step is recorded again when it
+comes out otherwise.
+
 What cannot be replayed is refused while recording, with one sentence: reading
 a value into Python (``.item()``, ``float()``, ``bool()``: an ``if`` on data),
 a random draw. Anything that slips past (a value computed outside the arrays
@@ -67,6 +72,9 @@ class Recording:
         # the watched tensors' arrays, the calls' results (no snapshot needed)
         self.live = set()
         self.expect_no_grad = []  # leaves whose .grad must be None when a replay starts
+        self.inputs = set()       # ids of the input buffers the jit fills before a replay
+        self.overwritten = set()  # ... of those the step wrote into
+        self.preconditions = []   # (function, args, value): decide() at every replay
 
     # -- tensors and arrays seen ------------------------------------------------------------
 
@@ -141,6 +149,8 @@ class Recording:
         about to be written: the replay will first put back what it holds now."""
         for target in targets:
             owner = _owner(target)
+            if id(owner) in self.inputs:
+                self.overwritten.add(id(owner))
             if id(owner) not in self.live and id(owner) not in self.snapshots:
                 self.snapshots[id(owner)] = (owner, owner.copy())
 
@@ -160,6 +170,17 @@ class Recording:
             return function(*args, **kwargs)
         finally:
             self.paused -= 1
+
+    def decide(self, function, args):
+        """``function(*args)`` now, and again on the new inputs before every replay."""
+        args = _plain(args)
+        self.paused += 1
+        try:
+            value = function(*args)
+        finally:
+            self.paused -= 1
+        self.preconditions.append((function, args, value))
+        return value
 
     # -- the end -------------------------------------------------------------------------
 
@@ -377,6 +398,31 @@ def recording_here():
     """True while this thread records (a step inside the recorded one is part of it)."""
     recording = RECORDING
     return recording is not None and threading.get_ident() == recording.thread
+
+
+def decided_by_inputs(array):
+    """True while this thread records a step and ``array`` is (a view of) one of its
+    inputs, unwritten so far: a Python decision on its values (``if``, a range check)
+    can then be taken again before every replay, by :func:`decide`."""
+    recording = _active()
+    if recording is None or not isinstance(array, np.ndarray):
+        return False
+    owner = id(_owner(array))
+    return owner in recording.inputs and owner not in recording.overwritten
+
+
+def decide(function, *args):
+    """``function(*args)``: a Python value (a bool, a number, None) computed from
+    arrays that :func:`decided_by_inputs`. While a step is recorded it is a
+    precondition of the replay: every later call first computes it again on its
+    own inputs, and records the step again (eager, so with eager's errors) when
+    the value differs or ``function`` raises. The step may thus branch on it, as
+    eager code does: cross-entropy takes its plain path when no label is
+    ``ignore_index``."""
+    recording = _active()
+    if recording is None:
+        return function(*args)
+    return recording.decide(function, args)
 
 
 def refuse(what, fix):

@@ -600,3 +600,86 @@ def test_arguments_that_change_every_call_end_in_eager_with_a_warning():
     assert values == [3.0 * k for k in range(40)] and len(f.steps) == 0
     with pytest.raises(CaptureError, match="NumPy array"):
         tg.jit(lambda x, scale: (x * scale).sum())(np.ones(3), 1.0)
+
+
+def _with_ignored_labels(data, calls):
+    """``data`` with some labels set to cross-entropy's ignore_index (-100) in the batches
+    at ``calls``."""
+    out = []
+    for k, (x, y) in enumerate(data):
+        if k in calls:
+            labels = y.data.copy()
+            labels[::3] = -100
+            y = tg.tensor(labels)
+        out.append((x, y))
+    return out
+
+
+@pytest.mark.parametrize("calls", [{1}, {1, 2, 3}, {40, 41, 42, 43, 44}, set(range(50, 100, 2))],
+                         ids=["second", "early", "middle", "alternating"])
+def test_batches_with_ignored_labels_replay_their_own_branch_bit_for_bit(calls):
+    """Labels given as an input are checked before every replay: cross-entropy takes its
+    plain path when no label is ignore_index and its masked one otherwise, eager and
+    replayed alike, whatever batch brings ignored labels (the second, a run of them, or
+    every other one)."""
+    data = _with_ignored_labels(batches(np.float32), calls)
+    assert_same(train("Adam", dict(lr=0.01), np.float32, False, data=data),
+                train("Adam", dict(lr=0.01), np.float32, True, data=data))
+
+
+def _labels_out_of_range_at_a_replay(step_of):
+    """Run 5 good calls, one with a label out of range, then 3 good ones, eager and
+    jitted; return the losses and the errors of each run."""
+    data = batches(np.float64, n=9)
+    bad = data[5][1].data.copy()
+    bad[2] = SIZES[-1]  # one class too far
+    data[5] = (data[5][0], tg.tensor(bad))
+    runs = []
+    for jitted in (False, True):
+        model = mlp(np.float64)
+        step = step_of(model, optim.Adam(model.parameters(), lr=0.01))
+        run = tg.jit(step) if jitted else step
+        losses, errors = [], []
+        for x, y in data:
+            try:
+                losses.append(run(x, y).item())
+            except IndexError as error:
+                errors.append(str(error))
+        runs.append((losses, errors, [p.data.copy() for p in model.parameters()]))
+        if jitted:
+            assert run.replaying
+    return runs
+
+
+def test_a_label_out_of_range_at_a_replay_raises_as_eager_does():
+    (losses_e, errors_e, params_e), (losses_j, errors_j, params_j) = \
+        _labels_out_of_range_at_a_replay(training_step)
+    assert len(errors_e) == 1 and "out of bounds" in errors_e[0] and errors_j == errors_e
+    assert losses_j == losses_e and all(map(np.array_equal, params_e, params_j))
+
+
+def test_labels_computed_inside_the_step_are_checked_by_every_replay():
+    """Labels the step computes itself (here a copy) are not an input: the masked path is
+    recorded, and the range check runs as Python at every replay."""
+    def step_of(model, opt):
+        plain = training_step(model, opt)
+        return lambda x, y: plain(x, y * 1)
+
+    (losses_e, errors_e, params_e), (losses_j, errors_j, params_j) = \
+        _labels_out_of_range_at_a_replay(step_of)
+    assert len(errors_e) == 1 and errors_j == errors_e
+    assert losses_j == losses_e and all(map(np.array_equal, params_e, params_j))
+
+
+def test_the_replay_calls_every_recorded_call_in_order():
+    from tinygrad_opt.jit import _compiled
+
+    seen = []
+    program = [(seen.append, (1,), {}), (np.copyto, (np.zeros(2), np.ones(2)), {}),
+               (lambda a, *, out: seen.append((a, out)), ("a",), {"out": "b"}),
+               (seen.append, (1,), {})]
+    replay = _compiled(program)
+    replay()
+    replay()
+    assert seen == [1, ("a", "b"), 1] * 2
+    _compiled([])()  # an empty step replays as nothing

@@ -111,6 +111,11 @@ def _checked_labels(where, labels, n_classes, ignore_index):
     return ignored
 
 
+def _none_ignored(where, labels, n_classes, ignore_index):
+    """True when no label is ignore_index (and all are classes, else IndexError)."""
+    return _checked_labels(where, labels, n_classes, ignore_index) is None
+
+
 def _sample_weights(where, labels, n_classes, weight, ignore_index, like):
     """Check the labels and give (labels safe to index with, per-sample weights or None,
     sum of the weights, mask of the ignored labels or None): ignored labels get weight 0,
@@ -119,11 +124,17 @@ def _sample_weights(where, labels, n_classes, weight, ignore_index, like):
     ignored = None
     if type(labels) is np.ndarray:
         ignored = _checked_labels(where, labels, n_classes, ignore_index)
+    elif capture.decided_by_inputs(labels):
+        # Labels that tg.jit takes as an input: it checks them again before every replay,
+        # and records the step again (eagerly) when ignore_index comes or goes.
+        if not capture.decide(_none_ignored, where, labels, n_classes, ignore_index):
+            ignored = labels == ignore_index
     else:
         # On a GPU, reading min/max back would stop the device at every step: as PyTorch on
         # CUDA, device labels are not range-checked here, and ignore_index is masked
-        # without first asking whether it occurs. (Host labels that tg.jit records are
-        # masked the same way, and checked again at every replay by a host call.)
+        # without first asking whether it occurs. (Host labels that a step captured by
+        # tg.jit computes itself are masked the same way, and checked again at every
+        # replay by a host call.)
         if ignore_index is not None:
             ignored = labels == ignore_index
         if isinstance(labels, np.ndarray):
