@@ -30,8 +30,9 @@ nothing has none yet (eager would add to it), and every module it reaches is
 still in the same ``train()``/``eval()`` mode; and, once the new inputs are in
 their buffers, the decisions the step took on them come out the same
 (:func:`capture.decide`: cross-entropy's check of the labels, which takes its
-plain path when no label is ``ignore_index``). The signature also holds the
-grad mode and the default dtype.
+plain path when no label is ``ignore_index``; a batch that decides otherwise
+replays the recording of its own branch, up to four per signature). The
+signature also holds the grad mode and the default dtype.
 
 Refused with one sentence, never replayed wrong: reading a value into Python
 inside the function (``.item()``, ``float()``, ``bool()``: an ``if`` on data), a
