@@ -50,6 +50,7 @@ import functools
 import threading
 import warnings
 import weakref
+from keyword import iskeyword
 
 import numpy as np
 
@@ -274,8 +275,12 @@ def _compiled(program):
             names[id(value)] = (f"v{len(names)}", value)
         return names[id(value)][0]
 
+    def keyword(key, value):  # (a key that is no Python name goes through **)
+        plain = key.isidentifier() and not iskeyword(key)
+        return f"{key}={name(value)}" if plain else f"**{{{key!r}: {name(value)}}}"
+
     for function, args, kwargs in program:
-        operands = [name(a) for a in args] + [f"{k}={name(v)}" for k, v in kwargs.items()]
+        operands = [name(a) for a in args] + [keyword(k, v) for k, v in kwargs.items()]
         lines.append(f"    {name(function)}({', '.join(operands)})")
     namespace = dict(names.values())
     exec("def replay():\n" + "\n".join(lines or ["    pass"]) + "\n", namespace)

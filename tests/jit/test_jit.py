@@ -677,9 +677,10 @@ def test_the_replay_calls_every_recorded_call_in_order():
     seen = []
     program = [(seen.append, (1,), {}), (np.copyto, (np.zeros(2), np.ones(2)), {}),
                (lambda a, *, out: seen.append((a, out)), ("a",), {"out": "b"}),
+               (lambda **kw: seen.append(kw), (), {"class": 1, "not a name": 2}),
                (seen.append, (1,), {})]
     replay = _compiled(program)
     replay()
     replay()
-    assert seen == [1, ("a", "b"), 1] * 2
+    assert seen == [1, ("a", "b"), {"class": 1, "not a name": 2}, 1] * 2
     _compiled([])()  # an empty step replays as nothing
