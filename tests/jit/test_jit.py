@@ -133,8 +133,8 @@ def test_reduce_lr_on_plateau_reads_the_replayed_loss():
 def test_a_new_signature_records_again_and_stays_exact():
     data = batches(np.float32, n=30, batch=16) + batches(np.float32, n=30, batch=5, seed=1)
     data += batches(np.float32, n=10, batch=16, seed=2)
-    assert_same(train("Adam", dict(lr=0.01), np.float32, False, data=data),
-                train("Adam", dict(lr=0.01), np.float32, True, data=data))
+    assert_same(train("Adam", {"lr": 0.01}, np.float32, False, data=data),
+                train("Adam", {"lr": 0.01}, np.float32, True, data=data))
 
 
 def training_step(model, opt):
@@ -623,8 +623,8 @@ def test_batches_with_ignored_labels_replay_their_own_branch_bit_for_bit(calls):
     replayed alike, whatever batch brings ignored labels (the second, a run of them, or
     every other one)."""
     data = _with_ignored_labels(batches(np.float32), calls)
-    assert_same(train("Adam", dict(lr=0.01), np.float32, False, data=data),
-                train("Adam", dict(lr=0.01), np.float32, True, data=data))
+    assert_same(train("Adam", {"lr": 0.01}, np.float32, False, data=data),
+                train("Adam", {"lr": 0.01}, np.float32, True, data=data))
 
 
 def _labels_out_of_range_at_a_replay(step_of):
