@@ -66,7 +66,7 @@ _MAX_RECORDINGS = 8
 # Signatures kept (each holds its buffers); a step called with more runs eagerly.
 _MAX_SIGNATURES = 32
 # Recorded branches kept per signature (capture.decide: labels with or without
-# ignore_index), the most recently used first.
+# ignore_index), the most recently recorded first.
 _MAX_BRANCHES = 4
 
 
